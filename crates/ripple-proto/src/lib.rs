@@ -1,0 +1,42 @@
+//! Ripple's WebSocket protocol core: RFC 6455 (and the RFC 7692 extension point), sans-I/O.
+//!
+//! Nothing here touches a socket, a runtime or the clock. Bytes from the network go in, events and
+//! bytes for the network come out; whoever owns the socket drives the loop:
+//!
+//! ```text
+//!            receive(&[u8]) / read_buffer()            poll_event()
+//!  network ─────────────────────────────▶ Connection ───────────────▶ application
+//!          ◀───────────────────────────── ─────────── ◀───────────────
+//!            poll_transmit()                           send_text(), send_binary(), send_close()…
+//! ```
+//!
+//! Methods come in three kinds, named for the way data flows:
+//! - `receive_*` feed network input (`receive`, `receive_eof`);
+//! - `send_*` queue application commands (`send_text`, `send_ping`, `send_close`, …);
+//! - `poll_*` drain output (`poll_event` for the application, `poll_transmit` for the network).
+//!
+//! After every call that feeds input, drain `poll_transmit`: the connection answers pings and close
+//! frames, and fails on bad input, by itself.
+//!
+//! A peer that breaks the protocol never makes a method return `Err`: the connection records the
+//! failure ([`Connection::failure`]), queues a close frame with the code RFC 6455 prescribes (1002,
+//! 1007, 1009) and discards any further input.
+
+pub mod close;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod extension;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod message;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use config::Config;
+pub use connection::{Connection, Event, Role, State};
+pub use error::{ProtocolError, SendError};
+pub use extension::Extension;
+pub use frame::{FrameHeader, OpCode};
+pub use message::{Message, Utf8Bytes};

@@ -1,0 +1,72 @@
+//! Options of a connection: the core's limits plus timers and buffers that need a runtime.
+
+use std::time::Duration;
+
+/// Options shared by clients and servers. Every default protects the endpoint; every one can be
+/// changed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The protocol core's limits (message and frame size; default 1 MiB).
+    pub protocol: proto::Config,
+    /// Send a ping this often (default 20 s, as python-websockets); `None` turns keepalive off.
+    pub ping_interval: Option<Duration>,
+    /// Close with 1011 when a keepalive ping gets no pong within this time (default 20 s);
+    /// `None` keeps sending pings but never gives up.
+    pub ping_timeout: Option<Duration>,
+    /// Time allowed for the opening handshake (default 10 s).
+    pub open_timeout: Duration,
+    /// Time allowed for the closing handshake (default 10 s).
+    pub close_timeout: Duration,
+    /// `send` buffers up to this many bytes before it waits for the socket (default 32 KiB).
+    pub write_buffer_high: usize,
+    /// The most bytes read from the socket at once (default 64 KiB).
+    pub read_chunk: usize,
+}
+
+impl Config {
+    /// Sets the largest message (and frame) accepted from the peer.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.protocol = self.protocol.max_message_size(bytes);
+        self
+    }
+
+    /// Sets the keepalive interval and timeout; `None` turns keepalive off.
+    pub fn keepalive(mut self, interval: Option<Duration>, timeout: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets the opening-handshake timeout.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Sets the closing-handshake timeout.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the write buffer's high-water mark.
+    pub fn write_buffer_high(mut self, bytes: usize) -> Self {
+        self.write_buffer_high = bytes;
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            protocol: proto::Config::default(),
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            open_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(10),
+            write_buffer_high: 32 * 1024,
+            read_chunk: 64 * 1024,
+        }
+    }
+}
