@@ -34,6 +34,8 @@ mod socket;
 mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
 mod wake;
 mod websocket;
 
