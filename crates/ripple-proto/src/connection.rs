@@ -21,6 +21,7 @@ use crate::extension::Extension;
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, encode_frame};
 use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
+use crate::prepared::PreparedMessage;
 use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is; it decides the masking rules (RFC 6455 §5.1).
@@ -273,6 +274,26 @@ impl Connection {
         };
         let slice = bytes.as_ref();
         self.send_data(opcode, slice, Some(&bytes), transform)
+    }
+
+    /// Queues a message framed once for many connections. On a server connection the shared
+    /// frame bytes are queued without a copy (compressed ones when the negotiated extension can
+    /// take them); otherwise the message is sent as [`Connection::send`] would.
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), SendError> {
+        self.ensure_open()?;
+        if self.outgoing_fragmented {
+            return Err(SendError::FragmentOutOfSequence);
+        }
+        if self.role == Role::Client {
+            return self.send(prepared.message().clone());
+        }
+        let frame = match (&self.extension, prepared.deflated_frame()) {
+            (Some(extension), Some(deflated)) if extension.shares_output(15) => deflated,
+            (Some(_), _) => return self.send(prepared.message().clone()),
+            (None, _) => prepared.plain_frame(),
+        };
+        self.queue_raw(frame.clone());
+        Ok(())
     }
 
     /// Queues one frame of a fragmented message: `Text` or `Binary` starts it, `Continuation`
@@ -675,6 +696,16 @@ impl Connection {
         let before = self.pending.len();
         encode_frame(&mut self.pending, opcode, fin, rsv, mask, payload);
         self.out_len += self.pending.len() - before;
+    }
+
+    /// Queues bytes that are already a whole frame.
+    fn queue_raw(&mut self, frame: Bytes) {
+        self.out_len += frame.len();
+        if !self.pending.is_empty() {
+            let earlier = self.pending.split().freeze();
+            self.out.push_back(earlier);
+        }
+        self.out.push_back(frame);
     }
 
     /// Queues an unmasked frame whose payload is sent from `payload`'s own memory.

@@ -31,6 +31,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod prepared;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
@@ -40,3 +41,4 @@ pub use error::{ProtocolError, SendError};
 pub use extension::Extension;
 pub use frame::{FrameHeader, OpCode};
 pub use message::{Message, Utf8Bytes};
+pub use prepared::PreparedMessage;

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
-use proto::handshake::Limits;
+use proto::extension::deflate;
+use proto::handshake::{HandshakeError, Limits};
 use proto::handshake::client::{self, ClientRequest, Response};
 use proto::{Connection, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -152,6 +153,9 @@ impl ClientBuilder {
         let mut request = self.request;
         request.host = target.host_header.clone();
         request.target = target.path.clone();
+        if let Some(deflate) = &self.config.compression {
+            request.extensions = Some(deflate::client_offer(deflate));
+        }
         let key = client::new_key();
         io.write_all(&client::encode_request(&request, &key)?)
             .await?;
@@ -164,7 +168,7 @@ impl ClientBuilder {
             return Err(rejection(&mut io, response, buf).await);
         }
         let accepted = client::validate_response(&response, &key, &request)?;
-        let mut proto = Connection::new(Role::Client, self.config.protocol.clone());
+        let mut proto = client_connection(&self.config, accepted.extensions.as_deref())?;
         proto.receive(&buf);
         let info = HandshakeInfo {
             target: request.target,
@@ -179,6 +183,18 @@ impl ClientBuilder {
             info,
         )))
     }
+}
+
+/// The protocol connection for the server's extension answer (RFC 7692 §5: a client MUST fail
+/// the connection when the answer is not one it can accept).
+fn client_connection(config: &Config, extensions: Option<&str>) -> Result<Connection> {
+    let protocol = config.protocol.clone();
+    let (Some(answer), Some(deflate)) = (extensions, &config.compression) else {
+        return Ok(Connection::new(Role::Client, protocol));
+    };
+    let extension = deflate::accept_response(answer, deflate)
+        .map_err(|why| HandshakeError::UnexpectedExtension(format!("{answer}: {why}")))?;
+    Ok(Connection::with_extension(Role::Client, protocol, Box::new(extension)))
 }
 
 /// Reads the body of a non-101 answer (bounded) and turns it into [`Error::Rejected`].

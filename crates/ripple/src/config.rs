@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use proto::extension::deflate::DeflateConfig;
+
 /// Options shared by clients and servers. Every default protects the endpoint; every one can be
 /// changed.
 #[derive(Clone, Debug)]
@@ -22,6 +24,9 @@ pub struct Config {
     pub write_buffer_high: usize,
     /// The most bytes read from the socket at once (default 64 KiB).
     pub read_chunk: usize,
+    /// permessage-deflate (RFC 7692): on by default, with settings that keep memory per
+    /// connection small (see `DeflateConfig`); `None` turns it off.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Config {
@@ -50,6 +55,12 @@ impl Config {
         self
     }
 
+    /// Sets compression options; `None` turns permessage-deflate off.
+    pub fn compression(mut self, compression: Option<DeflateConfig>) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Sets the write buffer's high-water mark.
     pub fn write_buffer_high(mut self, bytes: usize) -> Self {
         self.write_buffer_high = bytes;
@@ -67,6 +78,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             write_buffer_high: 32 * 1024,
             read_chunk: 64 * 1024,
+            compression: Some(DeflateConfig::default()),
         }
     }
 }

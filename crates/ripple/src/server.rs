@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use proto::handshake::server::{self, Accept, Request};
+use proto::extension::deflate;
 use proto::handshake::{HandshakeError, Limits};
 use proto::{CloseCode, CloseFrame, Connection, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -140,6 +141,21 @@ impl Acceptor {
         })
     }
 
+    /// Negotiates extensions for an accepted request (unless the hook answered for them) and
+    /// builds the protocol connection to match.
+    pub fn negotiate(&self, request: &Request, mut accept: Accept) -> (Accept, Connection) {
+        let protocol = self.config.protocol.clone();
+        let negotiated = match (&self.config.compression, &accept.extensions) {
+            (Some(deflate), None) => deflate::accept_offer(&request.extensions(), deflate),
+            _ => None,
+        };
+        let Some((response, extension)) = negotiated else {
+            return (accept, Connection::new(Role::Server, protocol));
+        };
+        accept.extensions = Some(response);
+        (accept, Connection::with_extension(Role::Server, protocol, Box::new(extension)))
+    }
+
     async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut io: S,
@@ -161,9 +177,9 @@ impl Acceptor {
             Ok(accept) => accept,
             Err(reject) => return Err(send_rejection(&mut io, reject).await),
         };
+        let (accept, mut proto) = self.negotiate(&request, accept);
         io.write_all(&server::accept_response(&valid, &accept)?)
             .await?;
-        let mut proto = Connection::new(Role::Server, self.config.protocol.clone());
         proto.receive(&buf);
         let info = HandshakeInfo {
             target: request.target,
@@ -402,7 +418,7 @@ impl Conn {
 
 /// A handler that returns leaves the connection to the server, which closes it with 1000 (as
 /// python-websockets does) and finishes the closing handshake.
-async fn finish_after_handler(shared: Arc<Shared<MaybeTlsStream>>) {
+pub(crate) async fn finish_after_handler<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared<S>>) {
     {
         let mut inner = shared.lock();
         if inner.proto.state() == State::Open {

@@ -48,14 +48,13 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use proto::handshake::server::{self, Request, ValidRequest};
 use proto::handshake::{EncodeError, HandshakeError, Headers};
-use proto::{CloseCode, CloseFrame, Connection, Role, State};
-use tokio::io::{AsyncRead, AsyncWrite};
+use proto::Connection;
 
 use crate::config::Config;
 use crate::handshake::HandshakeInfo;
 use crate::server::{Acceptor, Reject};
 use crate::socket::Shared;
-use crate::websocket::{Reader, WebSocket};
+use crate::websocket::WebSocket;
 
 #[cfg(feature = "axum")]
 mod extract;
@@ -142,6 +141,8 @@ impl Upgrade {
         let accept = acceptor
             .decide(&self.request)
             .map_err(UpgradeError::Rejected)?;
+        // The same subprotocol and extension (permessage-deflate) answer as on `Server`.
+        let (accept, proto) = acceptor.negotiate(&self.request, accept);
         let head = server::accept_response(&self.valid, &accept)?;
         let response = from_wire(head).ok_or(UpgradeError::Internal)?;
         let info = HandshakeInfo {
@@ -151,7 +152,7 @@ impl Upgrade {
             extensions: accept.extensions,
         };
         let config = acceptor.current_config().clone();
-        tokio::spawn(run_upgraded(self.on_upgrade, config, info, callback));
+        tokio::spawn(run_upgraded(self.on_upgrade, proto, config, info, callback));
         Ok(response)
     }
 }
@@ -201,23 +202,21 @@ impl UpgradeError {
     pub fn into_http_response<B: From<Bytes>>(self) -> http::Response<B> {
         tracing::debug!(status = self.status(), "WebSocket upgrade refused: {self}");
         let head = match &self {
-            Self::Handshake(err) => Ok(server::error_response(err)),
-            Self::Rejected(reject) => encode_reject(reject),
-            Self::NotUpgradable | Self::Encode(_) | Self::Internal => {
-                return internal_error(&self);
-            }
+            Self::Handshake(err) => server::error_response(err),
+            Self::Rejected(reject) => match encode_reject(reject) {
+                Ok(head) => head,
+                Err(err) => return internal_error(&Self::Encode(err)),
+            },
+            Self::NotUpgradable | Self::Encode(_) | Self::Internal => return internal_error(&self),
         };
-        let rebuilt = match head {
-            Ok(head) => from_wire(head),
-            Err(err) => return internal_error(&UpgradeError::Encode(err)),
-        };
-        rebuilt.unwrap_or_else(|| internal_error(&UpgradeError::Internal))
+        from_wire(head).unwrap_or_else(|| internal_error(&Self::Internal))
     }
 }
 
 /// Waits for hyper to hand over the connection, then runs the application on it.
 async fn run_upgraded<F, Fut>(
     on_upgrade: OnUpgrade,
+    proto: Connection,
     config: Config,
     info: HandshakeInfo,
     callback: F,
@@ -231,26 +230,11 @@ async fn run_upgraded<F, Fut>(
         Ok(Err(err)) => return tracing::debug!("WebSocket upgrade failed: {err}"),
         Err(_) => return tracing::debug!("WebSocket upgrade timed out"),
     };
-    // Bytes hyper read past the request head stay inside `Upgraded`, so the core starts empty.
-    let proto = Connection::new(Role::Server, config.protocol.clone());
+    // Bytes hyper read past the request head stay inside `Upgraded`: `proto` starts empty.
     let ws = WebSocket::from_shared(Shared::new(TokioIo::new(upgraded), proto, config, info));
     let shared = Arc::clone(ws.shared());
     callback(ws).await;
-    finish_after_callback(shared).await;
-}
-
-/// A callback that returns leaves the connection to us: close it with 1000 and finish the
-/// closing handshake, as [`Server`](crate::Server) does after its handler.
-async fn finish_after_callback<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared<S>>) {
-    {
-        let mut inner = shared.lock();
-        if inner.proto.state() == State::Open {
-            let normal = CloseFrame::new(CloseCode::NORMAL, "");
-            let _ = inner.proto.send_close(Some(normal));
-        }
-    }
-    let mut reader = Reader::new(shared);
-    while let Ok(Some(_)) = reader.recv().await {}
+    crate::server::finish_after_handler(shared).await;
 }
 
 /// The core's `Request::version`: the minor version of HTTP/1.x; later versions count as 1

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use proto::{CloseCode, CloseFrame, Event, Message, OpCode, State};
+use proto::{CloseCode, CloseFrame, Event, Message, OpCode, PreparedMessage, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -80,6 +80,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a message and waits until it is written to the socket.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.writer.send(message).await
+    }
+
+    /// Sends a message framed once for many connections (see [`Writer::send_prepared`]).
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<()> {
+        self.writer.send_prepared(prepared).await
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn is_compressed(&self) -> bool {
+        self.writer.shared.lock().proto.has_extension()
     }
 
     /// Sends a ping and waits for its pong, reading (and keeping) incoming messages meanwhile.
@@ -383,6 +393,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     pub async fn send_with(&mut self, message: impl Into<Message>, compress: bool) -> Result<()> {
         self.feed(message.into(), compress)?;
         self.flush().await
+    }
+
+    /// Sends a message framed (and compressed) once for many connections: the broadcast path.
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<()> {
+        {
+            let mut inner = self.shared.lock();
+            inner.proto.send_prepared(prepared).map_err(|err| closed_error(&inner, err.into()))?;
+        }
+        self.flush().await
+    }
+
+    /// Queues a prepared message without waiting for the socket; returns the bytes now
+    /// buffered, so a broadcaster can drop a consumer that falls too far behind.
+    pub fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<usize> {
+        let mut inner = self.shared.lock();
+        inner.proto.send_prepared(prepared).map_err(|err| closed_error(&inner, err.into()))?;
+        Ok(inner.buffered())
     }
 
     /// Sends one frame of a fragmented message (`Text`/`Binary` first, then `Continuation`;

@@ -1,6 +1,8 @@
 //! Ripple WebSocket routes inside hyper and axum apps, beside their HTTP routes; handshake
 //! errors answered with the core's status and headers. Needs `--features axum` (or hyper).
 #![cfg(feature = "hyper")]
+// Set-up helpers outside `#[test]` functions: a failed set-up should panic the test.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
@@ -24,7 +26,10 @@ async fn assert_echoes(url: &str) {
     ws.send("hello").await.unwrap();
     assert_eq!(ws.recv().await.unwrap(), Some(Message::from("hello")));
     ws.send(vec![0u8, 1, 2, 255]).await.unwrap();
-    assert_eq!(ws.recv().await.unwrap(), Some(Message::from(vec![0u8, 1, 2, 255])));
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        Some(Message::from(vec![0u8, 1, 2, 255]))
+    );
     ws.close(ripple::CloseCode::NORMAL, "").await.unwrap();
 }
 
@@ -32,7 +37,11 @@ async fn assert_echoes(url: &str) {
 fn parse_reply(reply: &[u8]) -> (u16, String, String) {
     let text = String::from_utf8_lossy(reply);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
@@ -55,11 +64,19 @@ mod axum_app {
     fn app() -> Router {
         Router::new()
             .route("/", get(|| async { "hello over HTTP" }))
-            .route("/ws", any(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(echo) }))
+            .route("/ws", any(ws))
             .route("/chat", any(chat))
             .route("/private", any(private))
-            .route("/info", any(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(tell_target) }))
+            .route("/info", any(info))
             .route("/both", get(page_or_socket))
+    }
+
+    async fn ws(upgrade: WebSocketUpgrade) -> Response {
+        upgrade.on_upgrade(echo)
+    }
+
+    async fn info(upgrade: WebSocketUpgrade) -> Response {
+        upgrade.on_upgrade(tell_target)
     }
 
     async fn chat(upgrade: WebSocketUpgrade) -> Response {
@@ -115,7 +132,8 @@ mod axum_app {
     #[tokio::test]
     async fn rfc6455_4_2_1_missing_key_is_400() {
         let addr = serve().await;
-        let request = upgrade_request("/ws", "").replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+        let request = upgrade_request("/ws", "")
+            .replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
         let (status, _, body) = parse_reply(&raw_exchange(addr, request.as_bytes()).await);
         assert_eq!(status, 400);
         assert_eq!(body, "no \"Sec-WebSocket-Key\" header\n");
@@ -144,10 +162,19 @@ mod axum_app {
     async fn rfc6455_4_2_2_subprotocol_follows_server_preference() {
         let addr = serve().await;
         let url = format!("ws://{addr}/chat");
-        let mut ws = ClientBuilder::new(&url).protocol("v1").protocol("v2").connect().await.unwrap();
+        let mut ws = ClientBuilder::new(&url)
+            .protocol("v1")
+            .protocol("v2")
+            .connect()
+            .await
+            .unwrap();
         assert_eq!(ws.protocol(), Some("v2"));
         assert_eq!(ws.recv().await.unwrap(), Some(Message::from("v2")));
-        let mut ws = ClientBuilder::new(&url).protocol("v3").connect().await.unwrap();
+        let mut ws = ClientBuilder::new(&url)
+            .protocol("v3")
+            .connect()
+            .await
+            .unwrap();
         assert_eq!(ws.protocol(), None);
         assert_eq!(ws.recv().await.unwrap(), Some(Message::from("none")));
     }
@@ -168,10 +195,18 @@ mod axum_app {
     #[tokio::test]
     async fn callback_return_closes_with_1000_and_keeps_the_target() {
         let addr = serve().await;
-        let mut ws = ripple::connect(&format!("ws://{addr}/info?room=7")).await.unwrap();
-        assert_eq!(ws.recv().await.unwrap(), Some(Message::from("/info?room=7")));
+        let mut ws = ripple::connect(&format!("ws://{addr}/info?room=7"))
+            .await
+            .unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::from("/info?room=7"))
+        );
         assert_eq!(ws.recv().await.unwrap(), None);
-        assert_eq!(ws.close_frame().map(|frame| frame.code), Some(CloseCode::NORMAL));
+        assert_eq!(
+            ws.close_frame().map(|frame| frame.code),
+            Some(CloseCode::NORMAL)
+        );
     }
 
     #[tokio::test]
