@@ -7,8 +7,8 @@
 #            (env AUTOBAHN_URL=ws://127.0.0.1:PORT, AUTOBAHN_AGENT=ripple, AUTOBAHN_CASE_COUNT)
 #   all      both (the default)
 #   --cases PATTERN    case patterns, comma or space separated (default "*")
-#   --exclude PATTERN  patterns to skip; replaces the default (DEFAULT_EXCLUDE below: "12.*,13.*",
-#                      permessage-deflate); --exclude '' runs every case
+#   --exclude PATTERN  patterns to skip (default: none; every case runs, permessage-deflate's
+#                      12.* and 13.* included)
 #   --update-baseline  write this run's verdicts into the baseline (the role(s) run; a run with
 #                      --cases/--exclude merges its cases in, a default run replaces the role)
 # Builds the examples first (cargo build --release --locked -p ripple --example echo_server
@@ -33,8 +33,8 @@ RP_TAG="autobahn"
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-# permessage-deflate (RFC 7692) cases; drop them from here once Ripple negotiates the extension.
-DEFAULT_EXCLUDE="12.*,13.*"
+# Every case runs, permessage-deflate (RFC 7692, 12.* and 13.*) included.
+DEFAULT_EXCLUDE=""
 
 ROLE_ARG=""; CASES="*"; EXCLUDE="$DEFAULT_EXCLUDE"; UPDATE=0; PARTIAL=""
 while [ $# -gt 0 ]; do

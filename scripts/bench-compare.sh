@@ -160,7 +160,7 @@ rp_log "runs took $(rp_fmt_secs $((SECONDS - T0))); raw results in $RESULTS"
 # Ratios are of the medians; the bracket gives the lowest and highest ratio of single
 # repetitions (server runs of the same repetition are neighbours in time).
 echo
-awk -v servers="${SERVERS[*]}" '
+awk -v servers="${SERVERS[*]}" -v quick="$QUICK" '
 function median(list,    n, a, i, j, t) {
     n = split(list, a, " ")
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -190,19 +190,30 @@ function ratio(metric, peer,    r, lo, hi, i, q, n) {
         add(s, k "_rate", kv["msgs_per_s"], n)
         add(s, k "_cpu", kv["server_cpu_us_per_msg"], n)
         add(s, k "_mbs", kv["mb_per_s"], n)
+        add(s, k "_user", kv["server_user_us_per_msg"], n)
+        add(s, k "_sys", kv["server_sys_us_per_msg"], n)
     }
 }
 function add(s, metric, v, n) { list[s, metric] = list[s, metric] " " v; val[s, metric, n] = v }
 END {
     ns = split(servers, names, " "); S0 = names[1]
-    split("small_rate small_cpu large_rate large_mbs large_cpu idle_kib", metrics, " ")
+    split("small_rate small_cpu small_user small_sys large_rate large_mbs large_cpu large_user large_sys idle_kib", metrics, " ")
     for (i = 1; i <= ns; i++) for (m in metrics) med[names[i], metrics[m]] = median(list[names[i], metrics[m]])
     printf "medians of %d repetition(s); CPU = server utime+stime per echoed message\n", reps
+    if (quick) print "(--quick: runs this short only show that everything works; the CPU columns have 10 ms ticks)"
     printf "%-16s %12s %12s %12s %10s %12s %12s\n", "server", "32B msgs/s", "32B CPU us", "64K msgs/s", "64K MB/s", "64K CPU us", "KiB/idle"
     for (i = 1; i <= ns; i++) {
         s = names[i]
         printf "%-16s %12s %12s %12s %10s %12s %12s\n", s, fmt(med[s, "small_rate"], 0), fmt(med[s, "small_cpu"], 3), \
             fmt(med[s, "large_rate"], 0), fmt(med[s, "large_mbs"], 1), fmt(med[s, "large_cpu"], 2), fmt(med[s, "idle_kib"], 2)
+    }
+    print ""
+    print "server CPU per message split into user and system (kernel) time, us"
+    printf "%-16s %12s %12s %12s %12s\n", "server", "32B user", "32B system", "64K user", "64K system"
+    for (i = 1; i <= ns; i++) {
+        s = names[i]
+        printf "%-16s %12s %12s %12s %12s\n", s, fmt(med[s, "small_user"], 3), fmt(med[s, "small_sys"], 3), \
+            fmt(med[s, "large_user"], 2), fmt(med[s, "large_sys"], 2)
     }
     if (ns < 2) exit
     print ""

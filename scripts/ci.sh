@@ -13,6 +13,7 @@
 #   fuzz-build  cargo check --manifest-path fuzz/Cargo.toml   (only if fuzz/Cargo.toml exists)
 #   autobahn    scripts/autobahn.sh all      (Autobahn|TestSuite, both roles, against the baseline)
 #   interop     scripts/interop.sh           (Python websockets and Node ws peers)
+#   browser     scripts/browser.sh           (headless Chromium against Ripple's interop_server)
 # Each step prints a header and its duration; the end is a table of step timings. Exit status:
 # that of the first failing step (named in the last lines), 0 when all pass.
 set -euo pipefail
@@ -109,5 +110,7 @@ step doctests cargo test --doc --workspace --all-features --locked
 step fuzz-build fuzz_build
 step autobahn bash scripts/autobahn.sh all
 step interop bash scripts/interop.sh
+step browser bash scripts/browser.sh
+step channels-py bash scripts/channels-py.sh
 summary
 echo "ci: all ${#NAMES[@]} steps passed"

@@ -29,8 +29,8 @@
 use bytes::Bytes;
 use ripple_proto::error::ProtocolError;
 use ripple_proto::{
-    CloseCode, CloseFrame, Config, Connection, Event, FrameHeader, Message, OpCode, Role,
-    SendError, State,
+    CloseCode, CloseFrame, Config, Connection, Event, FrameHeader, Message, OpCode,
+    PreparedMessage, Role, SendError, State,
 };
 
 /// Runs one fuzz input against a connection of `role`.
@@ -119,9 +119,16 @@ impl Driver {
                 let result = self.conn.send(message.clone());
                 self.check_data_send(result, message);
             }
-            8 => {
+            8 if arg < 128 => {
                 let message = Message::from(text(len));
                 let result = self.conn.send(message.clone());
+                self.check_data_send(result, message);
+            }
+            8 => {
+                // Framed once, as for a broadcast; no extension, so the plain frame.
+                let message = Message::from(text(len - 128));
+                let prepared = PreparedMessage::new(message.clone(), None);
+                let result = self.conn.send_prepared(&prepared);
                 self.check_data_send(result, message);
             }
             9 | 10 => {

@@ -87,7 +87,8 @@ async fn run_echo(o: &Options) -> Result<String, BoxError> {
         return Err("no message was echoed in the measured phase".into());
     }
     let per_msg = |seconds: f64| seconds * 1e6 / msgs as f64;
-    let ticks = |a: CpuSample, b: CpuSample| (b.ticks - a.ticks) as f64 / o.clk_tck;
+    let secs_of = |ticks: u64| ticks as f64 / o.clk_tck;
+    let ticks = |a: CpuSample, b: CpuSample| secs_of(b.ticks() - a.ticks());
     let sched = |a: CpuSample, b: CpuSample| (b.sched_ns - a.sched_ns) as f64 / 1e9;
     let mut line = format!(
         "RESULT mode=echo label={} conns={} pipeline={} size={} binary={} msgs={msgs} secs={secs:.4} \
@@ -104,9 +105,11 @@ async fn run_echo(o: &Options) -> Result<String, BoxError> {
     if let (Some(a), Some(b)) = (server_before, server_after) {
         let cpu = ticks(a, b);
         line += &format!(
-            " server_cpu_s={cpu:.2} server_cpu_us_per_msg={:.3} server_sched_us_per_msg={:.3} \
-             server_util={:.2}",
+            " server_cpu_s={cpu:.2} server_cpu_us_per_msg={:.3} server_user_us_per_msg={:.3} \
+             server_sys_us_per_msg={:.3} server_sched_us_per_msg={:.3} server_util={:.2}",
             per_msg(cpu),
+            per_msg(secs_of(b.user_ticks - a.user_ticks)),
+            per_msg(secs_of(b.system_ticks - a.system_ticks)),
             per_msg(sched(a, b)),
             cpu / secs,
         );
@@ -129,7 +132,7 @@ async fn run_idle(o: &Options) -> Result<String, BoxError> {
     let rss_after = vm_rss_kib(pid)?;
     let cpu_after = CpuSample::read(pid)?;
     let conns = sockets.len() as f64;
-    let handshake_cpu = (cpu_after.ticks - cpu_before.ticks) as f64 / o.clk_tck;
+    let handshake_cpu = (cpu_after.ticks() - cpu_before.ticks()) as f64 / o.clk_tck;
     let line = format!(
         "RESULT mode=idle label={} conns={} rss_before_kib={rss_before} rss_after_kib={rss_after} \
          kib_per_conn={:.3} connect_secs={connect_secs:.2} server_cpu_us_per_handshake={:.1}",

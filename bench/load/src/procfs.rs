@@ -6,8 +6,10 @@ use std::io;
 /// A process's CPU time at one instant.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CpuSample {
-    /// `utime + stime` from `/proc/PID/stat`, in clock ticks (`getconf CLK_TCK`).
-    pub(crate) ticks: u64,
+    /// `utime` from `/proc/PID/stat`: user-mode CPU time, in clock ticks (`getconf CLK_TCK`).
+    pub(crate) user_ticks: u64,
+    /// `stime`: kernel-mode CPU time (system calls, and the loopback TCP work done in them).
+    pub(crate) system_ticks: u64,
     /// Sum over the process's threads of `/proc/PID/task/TID/schedstat`'s first field (time on
     /// a CPU, nanoseconds); 0 where the kernel does not provide it.
     pub(crate) sched_ns: u64,
@@ -17,16 +19,23 @@ impl CpuSample {
     /// Reads `pid`'s CPU time (`"self"` for this process).
     pub(crate) fn read(pid: &str) -> io::Result<Self> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let (user_ticks, system_ticks) = stat_cpu_ticks(&stat)?;
         Ok(Self {
-            ticks: stat_cpu_ticks(&stat)?,
+            user_ticks,
+            system_ticks,
             sched_ns: sched_ns(pid).unwrap_or(0),
         })
     }
+
+    /// `utime + stime`, in clock ticks.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.user_ticks + self.system_ticks
+    }
 }
 
-/// `utime + stime` from the text of `/proc/PID/stat`. The command name (field 2) may contain
+/// `(utime, stime)` from the text of `/proc/PID/stat`. The command name (field 2) may contain
 /// spaces and parentheses, so fields are counted from the last `)`.
-pub(crate) fn stat_cpu_ticks(stat: &str) -> io::Result<u64> {
+pub(crate) fn stat_cpu_ticks(stat: &str) -> io::Result<(u64, u64)> {
     let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -39,7 +48,7 @@ pub(crate) fn stat_cpu_ticks(stat: &str) -> io::Result<u64> {
     let field = |i: usize| -> io::Result<u64> {
         fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(bad)
     };
-    Ok(field(11)? + field(12)?)
+    Ok((field(11)?, field(12)?))
 }
 
 /// Nanoseconds on a CPU, summed over every thread of `pid`.
@@ -77,7 +86,7 @@ mod tests {
     #[test]
     fn stat_with_spaces_in_the_name() {
         let stat = "4242 (echo (x) y) S 1 4242 4242 0 -1 4194560 150 0 0 0 37 12 0 0 20 0 1 0";
-        assert_eq!(stat_cpu_ticks(stat).unwrap(), 49);
+        assert_eq!(stat_cpu_ticks(stat).unwrap(), (37, 12));
     }
 
     #[test]

@@ -24,14 +24,22 @@ pub struct PreparedMessage {
 impl PreparedMessage {
     /// Frames `message`, and compresses it too when `deflate` is given and it is worth it.
     pub fn new(message: Message, deflate: Option<&DeflateConfig>) -> Self {
-        let opcode = if message.is_text() { OpCode::Text } else { OpCode::Binary };
+        let opcode = if message.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
         let payload = message.as_bytes();
         let plain = frame(opcode, 0, payload);
         let deflated = deflate
             .and_then(|config| compress_standalone(payload, config))
             .filter(|compressed| compressed.len() < payload.len())
             .map(|compressed| frame(opcode, RSV1, &compressed));
-        Self { message, plain, deflated }
+        Self {
+            message,
+            plain,
+            deflated,
+        }
     }
 
     /// The message.

@@ -226,15 +226,23 @@ async fn compression(base: &str) -> Check {
     let mut ws = open(format!("{base}/echo")).await?;
     if !ws.is_compressed() {
         let offered = ws.handshake().extensions.clone();
-        return Err(format!("permessage-deflate not negotiated (answer: {offered:?})"));
+        return Err(format!(
+            "permessage-deflate not negotiated (answer: {offered:?})"
+        ));
     }
     let text = Message::from("ripple ".repeat(64 * 1024 / 7));
-    let binary = Message::from(std::iter::repeat_n([1u8, 2, 3, 4], 25 * 1024).flatten().collect::<Vec<u8>>());
+    let binary = Message::from(
+        std::iter::repeat_n([1u8, 2, 3, 4], 25 * 1024)
+            .flatten()
+            .collect::<Vec<u8>>(),
+    );
     for message in [text, binary] {
         ws.send(message.clone()).await.map_err(|e| e.to_string())?;
         if recv(&mut ws).await? != message {
             return Err("compressed echo differs".to_owned());
         }
     }
-    ws.close(CloseCode::NORMAL, "").await.map_err(|e| e.to_string())
+    ws.close(CloseCode::NORMAL, "")
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
 use proto::extension::deflate;
-use proto::handshake::{HandshakeError, Limits};
 use proto::handshake::client::{self, ClientRequest, Response};
+use proto::handshake::{HandshakeError, Limits};
 use proto::{Connection, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -194,7 +194,11 @@ fn client_connection(config: &Config, extensions: Option<&str>) -> Result<Connec
     };
     let extension = deflate::accept_response(answer, deflate)
         .map_err(|why| HandshakeError::UnexpectedExtension(format!("{answer}: {why}")))?;
-    Ok(Connection::with_extension(Role::Client, protocol, Box::new(extension)))
+    Ok(Connection::with_extension(
+        Role::Client,
+        protocol,
+        Box::new(extension),
+    ))
 }
 
 /// Reads the body of a non-101 answer (bounded) and turns it into [`Error::Rejected`].

@@ -22,8 +22,8 @@
 //! ```
 
 pub use proto;
-pub use proto::handshake::server::{Accept, Request};
 pub use proto::extension::deflate::DeflateConfig;
+pub use proto::handshake::server::{Accept, Request};
 pub use proto::{CloseCode, CloseFrame, Message, OpCode, PreparedMessage, Utf8Bytes};
 
 mod client;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use proto::handshake::server::{self, Accept, Request};
 use proto::extension::deflate;
+use proto::handshake::server::{self, Accept, Request};
 use proto::handshake::{HandshakeError, Limits};
 use proto::{CloseCode, CloseFrame, Connection, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -153,7 +153,10 @@ impl Acceptor {
             return (accept, Connection::new(Role::Server, protocol));
         };
         accept.extensions = Some(response);
-        (accept, Connection::with_extension(Role::Server, protocol, Box::new(extension)))
+        (
+            accept,
+            Connection::with_extension(Role::Server, protocol, Box::new(extension)),
+        )
     }
 
     async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
@@ -418,7 +421,9 @@ impl Conn {
 
 /// A handler that returns leaves the connection to the server, which closes it with 1000 (as
 /// python-websockets does) and finishes the closing handshake.
-pub(crate) async fn finish_after_handler<S: AsyncRead + AsyncWrite + Unpin>(shared: Arc<Shared<S>>) {
+pub(crate) async fn finish_after_handler<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared<S>>,
+) {
     {
         let mut inner = shared.lock();
         if inner.proto.state() == State::Open {

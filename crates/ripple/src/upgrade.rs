@@ -46,9 +46,9 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use proto::Connection;
 use proto::handshake::server::{self, Request, ValidRequest};
 use proto::handshake::{EncodeError, HandshakeError, Headers};
-use proto::Connection;
 
 use crate::config::Config;
 use crate::handshake::HandshakeInfo;
@@ -63,7 +63,10 @@ mod extract;
 pub use extract::WebSocketUpgrade;
 
 /// A WebSocket over a connection hyper handed over after the 101 response.
-pub type UpgradedWebSocket = WebSocket<TokioIo<Upgraded>>;
+pub type UpgradedWebSocket = WebSocket<UpgradedIo>;
+
+/// The transport under an upgraded connection.
+pub type UpgradedIo = TokioIo<Upgraded>;
 
 /// A valid opening handshake request, waiting for the application's answer.
 #[must_use = "answer with `on_upgrade`, whose response completes the handshake"]

@@ -399,7 +399,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<()> {
         {
             let mut inner = self.shared.lock();
-            inner.proto.send_prepared(prepared).map_err(|err| closed_error(&inner, err.into()))?;
+            inner
+                .proto
+                .send_prepared(prepared)
+                .map_err(|err| closed_error(&inner, err.into()))?;
         }
         self.flush().await
     }
@@ -408,7 +411,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     /// buffered, so a broadcaster can drop a consumer that falls too far behind.
     pub fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<usize> {
         let mut inner = self.shared.lock();
-        inner.proto.send_prepared(prepared).map_err(|err| closed_error(&inner, err.into()))?;
+        inner
+            .proto
+            .send_prepared(prepared)
+            .map_err(|err| closed_error(&inner, err.into()))?;
         Ok(inner.buffered())
     }
 

@@ -117,10 +117,16 @@ pub fn client_offer(config: &DeflateConfig) -> String {
         offer.push_str("; client_no_context_takeover");
     }
     if config.server_max_window_bits < 15 {
-        offer.push_str(&format!("; server_max_window_bits={}", config.server_max_window_bits));
+        offer.push_str(&format!(
+            "; server_max_window_bits={}",
+            config.server_max_window_bits
+        ));
     }
     if config.client_max_window_bits < 15 {
-        offer.push_str(&format!("; client_max_window_bits={}", config.client_max_window_bits));
+        offer.push_str(&format!(
+            "; client_max_window_bits={}",
+            config.client_max_window_bits
+        ));
     } else {
         offer.push_str("; client_max_window_bits");
     }
@@ -139,19 +145,21 @@ pub fn accept_response(response: &str, config: &DeflateConfig) -> Result<Deflate
         return Err(format!("extension {:?} was not offered", item.name));
     }
     let params = Params::parse(item)?;
-    let offered_client_bits = config.client_max_window_bits;
+    // A larger window than we offered is harmless (a stream made with a smaller window inflates
+    // with any larger one), so we keep to our own limit instead of failing: Autobahn's server
+    // answers 15 to an offer of 12, and other servers may too.
     let client_window = match params.client_max_window_bits {
         Some(None) => return Err("client_max_window_bits needs a value in a response".into()),
-        Some(Some(bits)) if bits > offered_client_bits && offered_client_bits < 15 => {
-            return Err(format!("client_max_window_bits={bits} exceeds the offered {offered_client_bits}"));
-        }
-        Some(Some(bits)) => bits,
-        None => 15,
+        Some(Some(bits)) => bits.min(config.client_max_window_bits.max(8)),
+        None => config.client_max_window_bits.clamp(8, 15),
     };
     let server_window = match params.server_max_window_bits {
         Some(None) => return Err("server_max_window_bits needs a value".into()),
         Some(Some(bits)) if bits > config.server_max_window_bits => {
-            return Err(format!("server_max_window_bits={bits} exceeds the offered {}", config.server_max_window_bits));
+            return Err(format!(
+                "server_max_window_bits={bits} exceeds the offered {}",
+                config.server_max_window_bits
+            ));
         }
         Some(Some(bits)) => bits,
         None if config.server_max_window_bits < 15 => {
@@ -194,8 +202,9 @@ impl Deflate {
                 result
             });
         }
-        let compressor =
-            self.compressor.get_or_insert_with(|| Compress::new_with_window_bits(level, false, window));
+        let compressor = self
+            .compressor
+            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, window));
         deflate_message(compressor, payload, out)
     }
 }
@@ -209,9 +218,17 @@ impl Extension for Deflate {
         rsv & RSV1 != 0
     }
 
-    fn decode(&mut self, input: &[u8], fin: bool, out: &mut BytesMut, max: usize) -> Result<(), ProtocolError> {
+    fn decode(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        out: &mut BytesMut,
+        max: usize,
+    ) -> Result<(), ProtocolError> {
         let window = self.agreed.recv_window.max(MIN_COMPRESS_WINDOW);
-        let inflater = self.inflater.get_or_insert_with(|| Decompress::new_with_window_bits(false, window));
+        let inflater = self
+            .inflater
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, window));
         inflate(inflater, input, out, max)?;
         if fin {
             // RFC 7692 §7.2.2: append 0x00 0x00 0xff 0xff to the message's payload, then inflate.
@@ -223,7 +240,12 @@ impl Extension for Deflate {
         Ok(())
     }
 
-    fn encode(&mut self, opcode: OpCode, payload: &[u8], out: &mut BytesMut) -> Result<Option<u8>, SendError> {
+    fn encode(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<Option<u8>, SendError> {
         let _ = opcode;
         if payload.len() < self.threshold || self.agreed.send_window == 0 {
             return Ok(None);
@@ -233,7 +255,9 @@ impl Extension for Deflate {
     }
 
     fn shares_output(&self, window_bits: u8) -> bool {
-        self.agreed.send_no_context && self.agreed.send_window != 0 && window_bits <= self.agreed.send_window
+        self.agreed.send_no_context
+            && self.agreed.send_window != 0
+            && window_bits <= self.agreed.send_window
     }
 }
 
@@ -280,13 +304,21 @@ fn answer_offer(offer: &ExtensionItem, config: &DeflateConfig) -> Option<(String
     let client_window = match params.client_max_window_bits {
         // §7.1.2.2: only when offered may the server limit the client's window.
         Some(offered) => {
-            let window = config.client_max_window_bits.clamp(8, 15).min(offered.unwrap_or(15));
+            let window = config
+                .client_max_window_bits
+                .clamp(8, 15)
+                .min(offered.unwrap_or(15));
             response.push_str(&format!("; client_max_window_bits={window}"));
             window
         }
         None => 15,
     };
-    let agreed = Agreed { send_no_context, send_window: server_window, recv_no_context, recv_window: client_window };
+    let agreed = Agreed {
+        send_no_context,
+        send_window: server_window,
+        recv_no_context,
+        recv_window: client_window,
+    };
     Some((response, Deflate::new(agreed, config)))
 }
 
@@ -305,8 +337,12 @@ impl Params {
         let mut params = Self::default();
         for (name, value) in &item.params {
             let duplicate = match name.as_str() {
-                "server_no_context_takeover" => flag(&mut params.server_no_context_takeover, value)?,
-                "client_no_context_takeover" => flag(&mut params.client_no_context_takeover, value)?,
+                "server_no_context_takeover" => {
+                    flag(&mut params.server_no_context_takeover, value)?
+                }
+                "client_no_context_takeover" => {
+                    flag(&mut params.client_no_context_takeover, value)?
+                }
                 "server_max_window_bits" => bits(&mut params.server_max_window_bits, value)?,
                 "client_max_window_bits" => bits(&mut params.client_max_window_bits, value)?,
                 other => return Err(format!("unknown parameter {other:?}")),
@@ -352,13 +388,24 @@ thread_local! {
     static SHARED: RefCell<Vec<(u8, u32, Compress)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_shared_compressor<R>(window: u8, level: Compression, f: impl FnOnce(&mut Compress) -> R) -> R {
+fn with_shared_compressor<R>(
+    window: u8,
+    level: Compression,
+    f: impl FnOnce(&mut Compress) -> R,
+) -> R {
     SHARED.with(|shared| {
         let mut shared = shared.borrow_mut();
-        let index = match shared.iter().position(|(w, l, _)| *w == window && *l == level.level()) {
+        let index = match shared
+            .iter()
+            .position(|(w, l, _)| *w == window && *l == level.level())
+        {
             Some(index) => index,
             None => {
-                shared.push((window, level.level(), Compress::new_with_window_bits(level, false, window)));
+                shared.push((
+                    window,
+                    level.level(),
+                    Compress::new_with_window_bits(level, false, window),
+                ));
                 shared.len() - 1
             }
         };
@@ -367,7 +414,11 @@ fn with_shared_compressor<R>(window: u8, level: Compression, f: impl FnOnce(&mut
 }
 
 /// Compresses `payload` with a sync flush and removes the trailing empty block (§7.2.1).
-fn deflate_message(compressor: &mut Compress, payload: &[u8], out: &mut BytesMut) -> Result<(), SendError> {
+fn deflate_message(
+    compressor: &mut Compress,
+    payload: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), SendError> {
     let start = out.len();
     let mut consumed = 0;
     loop {
@@ -375,7 +426,8 @@ fn deflate_message(compressor: &mut Compress, payload: &[u8], out: &mut BytesMut
         let len = out.len();
         out.resize(len + room, 0);
         let (in_before, out_before) = (compressor.total_in(), compressor.total_out());
-        let status = compressor.compress(&payload[consumed..], &mut out[len..], FlushCompress::Sync);
+        let status =
+            compressor.compress(&payload[consumed..], &mut out[len..], FlushCompress::Sync);
         let produced = (compressor.total_out() - out_before) as usize;
         consumed += (compressor.total_in() - in_before) as usize;
         out.truncate(len + produced);
@@ -392,18 +444,26 @@ fn deflate_message(compressor: &mut Compress, payload: &[u8], out: &mut BytesMut
 }
 
 /// Inflates `input` into `out`, failing with 1009 as soon as `out` passes `max`.
-fn inflate(inflater: &mut Decompress, input: &[u8], out: &mut BytesMut, max: usize) -> Result<(), ProtocolError> {
+fn inflate(
+    inflater: &mut Decompress,
+    input: &[u8],
+    out: &mut BytesMut,
+    max: usize,
+) -> Result<(), ProtocolError> {
     let mut consumed = 0;
     loop {
         if out.len() > max {
             return Err(ProtocolError::MessageTooBig { max });
         }
         // Never more room than one byte past the limit: that byte is how we notice the excess.
-        let room = ((input.len() - consumed) * 4).clamp(1024, 64 * 1024).min(max + 1 - out.len());
+        let room = ((input.len() - consumed) * 4)
+            .clamp(1024, 64 * 1024)
+            .min(max + 1 - out.len());
         let len = out.len();
         out.resize(len + room, 0);
         let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-        let status = inflater.decompress(&input[consumed..], &mut out[len..], FlushDecompress::Sync);
+        let status =
+            inflater.decompress(&input[consumed..], &mut out[len..], FlushDecompress::Sync);
         let produced = (inflater.total_out() - out_before) as usize;
         consumed += (inflater.total_in() - in_before) as usize;
         out.truncate(len + produced);
@@ -418,10 +478,16 @@ fn inflate(inflater: &mut Decompress, input: &[u8], out: &mut BytesMut, max: usi
             Ok(_) if consumed == input.len() && produced < room => return Ok(()),
             // No progress with input left and room to spare: the data is truncated or bad.
             Ok(_) if produced == 0 && inflater.total_in() == in_before => {
-                return Err(ProtocolError::Extension("compressed data makes no progress".into()));
+                return Err(ProtocolError::Extension(
+                    "compressed data makes no progress".into(),
+                ));
             }
             Ok(_) => {}
-            Err(err) => return Err(ProtocolError::Extension(format!("invalid compressed data: {err}"))),
+            Err(err) => {
+                return Err(ProtocolError::Extension(format!(
+                    "invalid compressed data: {err}"
+                )));
+            }
         }
         if out.len() > max {
             return Err(ProtocolError::MessageTooBig { max });

@@ -88,7 +88,10 @@ pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionItem>, ExtensionSynt
             return Err(ExtensionSyntaxError(format!("bad extension name {name:?}")));
         }
         let params = parts.map(parse_param).collect::<Result<_, _>>()?;
-        items.push(ExtensionItem { name: name.to_owned(), params });
+        items.push(ExtensionItem {
+            name: name.to_owned(),
+            params,
+        });
     }
     Ok(items)
 }
@@ -112,7 +115,11 @@ fn parse_param(param: &str) -> Result<(String, Option<String>), ExtensionSyntaxE
             Some(inner.to_owned())
         }
         Some(token) if is_token(token) => Some(token.to_owned()),
-        Some(other) => return Err(ExtensionSyntaxError(format!("bad parameter value {other:?}"))),
+        Some(other) => {
+            return Err(ExtensionSyntaxError(format!(
+                "bad parameter value {other:?}"
+            )));
+        }
     };
     Ok((name.to_ascii_lowercase(), value))
 }
@@ -138,7 +145,9 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
 /// RFC 7230 §3.2.6 token.
 fn is_token(text: &str) -> bool {
     !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -152,14 +161,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0].params, vec![("client_max_window_bits".to_owned(), None)]);
-        assert_eq!(items[1].params, vec![("server_max_window_bits".to_owned(), Some("10".to_owned()))]);
+        assert_eq!(
+            items[0].params,
+            vec![("client_max_window_bits".to_owned(), None)]
+        );
+        assert_eq!(
+            items[1].params,
+            vec![("server_max_window_bits".to_owned(), Some("10".to_owned()))]
+        );
         assert_eq!(items[2].name, "foo");
     }
 
     #[test]
     fn malformed_values_are_rejected() {
-        for bad in ["permessage-deflate; x=\"a b\"", "per message", "permessage-deflate; =1", "a; b=c d"] {
+        for bad in [
+            "permessage-deflate; x=\"a b\"",
+            "per message",
+            "permessage-deflate; =1",
+            "a; b=c d",
+        ] {
             assert!(parse_extensions(bad).is_err(), "{bad}");
         }
     }

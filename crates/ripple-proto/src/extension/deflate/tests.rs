@@ -18,21 +18,36 @@ fn pair() -> (Connection, Connection) {
     let config = DeflateConfig::default();
     let (answer, server_ext) = accept_offer(&[client_offer(&config).as_bytes()], &config).unwrap();
     let client_ext = accept_response(&answer, &config).unwrap();
-    let client = Connection::with_extension(Role::Client, Config::default().mask_seed(1), Box::new(client_ext));
+    let client = Connection::with_extension(
+        Role::Client,
+        Config::default().mask_seed(1),
+        Box::new(client_ext),
+    );
     let server = Connection::with_extension(Role::Server, Config::default(), Box::new(server_ext));
     (client, server)
 }
 
 fn drain(conn: &mut Connection) -> Vec<u8> {
-    std::iter::from_fn(|| conn.poll_transmit()).flat_map(|b| b.to_vec()).collect()
+    std::iter::from_fn(|| conn.poll_transmit())
+        .flat_map(|b| b.to_vec())
+        .collect()
 }
 
 fn server_with(agreed: Agreed, max: usize) -> Connection {
     let ext = Deflate::new(agreed, &DeflateConfig::default());
-    Connection::with_extension(Role::Client, Config::default().max_message_size(max), Box::new(ext))
+    Connection::with_extension(
+        Role::Client,
+        Config::default().max_message_size(max),
+        Box::new(ext),
+    )
 }
 
-const TAKEOVER: Agreed = Agreed { send_no_context: false, send_window: 15, recv_no_context: false, recv_window: 15 };
+const TAKEOVER: Agreed = Agreed {
+    send_no_context: false,
+    send_window: 15,
+    recv_no_context: false,
+    recv_window: 15,
+};
 
 #[test]
 fn rfc7692_7_2_3_1_hello_in_one_frame() {
@@ -44,7 +59,9 @@ fn rfc7692_7_2_3_1_hello_in_one_frame() {
 #[test]
 fn rfc7692_7_2_3_1_hello_in_two_fragments() {
     let mut c = server_with(TAKEOVER, 1 << 20);
-    c.receive(&[0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00]);
+    c.receive(&[
+        0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00,
+    ]);
     assert_eq!(c.poll_event(), Some(Event::Message(Message::from("Hello"))));
 }
 
@@ -61,7 +78,9 @@ fn rfc7692_7_2_3_2_context_takeover_across_messages() {
 #[test]
 fn rfc7692_7_2_3_4_stored_block() {
     let mut c = server_with(TAKEOVER, 1 << 20);
-    c.receive(&[0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]);
+    c.receive(&[
+        0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+    ]);
     assert_eq!(c.poll_event(), Some(Event::Message(Message::from("Hello"))));
 }
 
@@ -72,13 +91,23 @@ fn round_trip_both_ways_with_context() {
     for _ in 0..3 {
         client.send_text(&text).unwrap();
         let wire = drain(&mut client);
-        assert!(wire.len() < text.len() / 4, "compressed: {} bytes", wire.len());
+        assert!(
+            wire.len() < text.len() / 4,
+            "compressed: {} bytes",
+            wire.len()
+        );
         assert_eq!(wire[0] & 0x40, 0x40, "RSV1 set");
         server.receive(&wire);
-        assert_eq!(server.poll_event(), Some(Event::Message(Message::from(text.as_str()))));
+        assert_eq!(
+            server.poll_event(),
+            Some(Event::Message(Message::from(text.as_str())))
+        );
         server.send(Message::from(text.as_str())).unwrap();
         client.receive(&drain(&mut server));
-        assert_eq!(client.poll_event(), Some(Event::Message(Message::from(text.as_str()))));
+        assert_eq!(
+            client.poll_event(),
+            Some(Event::Message(Message::from(text.as_str())))
+        );
     }
 }
 
@@ -86,8 +115,14 @@ fn round_trip_both_ways_with_context() {
 fn small_messages_and_opt_out_go_uncompressed() {
     let (_, mut server) = pair();
     server.send_text("tiny").unwrap();
-    assert_eq!(drain(&mut server)[0], 0x81, "below the threshold: RSV1 clear");
-    server.send_with(Message::from("x".repeat(1000)), false).unwrap();
+    assert_eq!(
+        drain(&mut server)[0],
+        0x81,
+        "below the threshold: RSV1 clear"
+    );
+    server
+        .send_with(Message::from("x".repeat(1000)), false)
+        .unwrap();
     assert_eq!(drain(&mut server)[0], 0x81, "opted out: RSV1 clear");
 }
 
@@ -98,7 +133,11 @@ fn server_no_context_output_is_the_same_every_time() {
     server.send_text(&text).unwrap();
     let first = drain(&mut server);
     server.send_text(&text).unwrap();
-    assert_eq!(drain(&mut server), first, "no back-references into the previous message");
+    assert_eq!(
+        drain(&mut server),
+        first,
+        "no back-references into the previous message"
+    );
 }
 
 #[test]
@@ -114,12 +153,18 @@ fn prepared_message_is_shared_when_the_extension_allows() {
     assert_eq!(client.poll_event(), Some(Event::Message(message.clone())));
     let mut plain = Connection::new(Role::Server, Config::default());
     plain.send_prepared(&prepared).unwrap();
-    assert_eq!(Bytes::from(drain(&mut plain)), prepared.plain_frame().clone());
+    assert_eq!(
+        Bytes::from(drain(&mut plain)),
+        prepared.plain_frame().clone()
+    );
 }
 
 #[test]
 fn zip_bomb_fails_with_1009_before_memory_grows() {
-    let config = DeflateConfig { threshold: 0, ..DeflateConfig::default() };
+    let config = DeflateConfig {
+        threshold: 0,
+        ..DeflateConfig::default()
+    };
     let bomb = compress_standalone(&vec![0u8; 10 << 20], &config).unwrap();
     assert!(bomb.len() < 20_000, "{} compressed bytes", bomb.len());
     let mut c = server_with(TAKEOVER, 1 << 20);
@@ -127,8 +172,14 @@ fn zip_bomb_fails_with_1009_before_memory_grows() {
     crate::frame::encode_frame(&mut frame, OpCode::Binary, true, RSV1, None, &bomb);
     c.receive(&frame);
     assert_eq!(c.poll_event(), None);
-    assert_eq!(c.failure(), Some(&ProtocolError::MessageTooBig { max: 1 << 20 }));
-    assert_eq!(c.close_sent().map(|f| f.code), Some(CloseCode::MESSAGE_TOO_BIG));
+    assert_eq!(
+        c.failure(),
+        Some(&ProtocolError::MessageTooBig { max: 1 << 20 })
+    );
+    assert_eq!(
+        c.close_sent().map(|f| f.code),
+        Some(CloseCode::MESSAGE_TOO_BIG)
+    );
 }
 
 #[test]
@@ -155,14 +206,32 @@ fn rfc7692_6_1_rsv1_on_continuation_or_control_fails() {
 fn rfc7692_7_1_server_answers() {
     let (answer, ext) = offer("permessage-deflate").unwrap();
     assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
-    assert_eq!(ext.agreed(), Agreed { send_no_context: true, send_window: 15, recv_no_context: false, recv_window: 15 });
+    assert_eq!(
+        ext.agreed(),
+        Agreed {
+            send_no_context: true,
+            send_window: 15,
+            recv_no_context: false,
+            recv_window: 15
+        }
+    );
     let (answer, ext) = offer("permessage-deflate; client_max_window_bits").unwrap();
-    assert_eq!(answer, "permessage-deflate; server_no_context_takeover; client_max_window_bits=12");
+    assert_eq!(
+        answer,
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits=12"
+    );
     assert_eq!(ext.agreed().recv_window, 12);
-    let (answer, _) = offer("permessage-deflate; client_max_window_bits=10; server_max_window_bits=11").unwrap();
-    assert_eq!(answer, "permessage-deflate; server_no_context_takeover; server_max_window_bits=11; client_max_window_bits=10");
+    let (answer, _) =
+        offer("permessage-deflate; client_max_window_bits=10; server_max_window_bits=11").unwrap();
+    assert_eq!(
+        answer,
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=11; client_max_window_bits=10"
+    );
     let (answer, _) = offer("permessage-deflate; client_no_context_takeover").unwrap();
-    assert_eq!(answer, "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+    assert_eq!(
+        answer,
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
 }
 
 #[test]
@@ -180,7 +249,8 @@ fn rfc7692_7_1_server_declines_bad_offers_and_takes_the_next() {
     ] {
         assert!(offer(bad).is_none(), "{bad}");
     }
-    let (answer, _) = offer("permessage-deflate; server_max_window_bits=8, permessage-deflate").unwrap();
+    let (answer, _) =
+        offer("permessage-deflate; server_max_window_bits=8, permessage-deflate").unwrap();
     assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
 }
 
@@ -189,10 +259,19 @@ fn rfc7692_7_1_client_checks_the_answer() {
     let config = DeflateConfig::default();
     assert!(accept_response("permessage-deflate", &config).is_ok());
     let ext = accept_response("permessage-deflate; client_max_window_bits=8", &config).unwrap();
-    assert_eq!(ext.agreed().send_window, 0, "cannot compress with 8 bits: send uncompressed");
+    assert_eq!(
+        ext.agreed().send_window,
+        0,
+        "cannot compress with 8 bits: send uncompressed"
+    );
+    let ext = accept_response("permessage-deflate; client_max_window_bits=15", &config).unwrap();
+    assert_eq!(
+        ext.agreed().send_window,
+        12,
+        "a larger answer than offered: keep our own limit"
+    );
     for bad in [
         "permessage-deflate; client_max_window_bits",
-        "permessage-deflate; client_max_window_bits=13",
         "permessage-deflate; foo",
         "permessage-deflate, permessage-deflate",
         "x-other",

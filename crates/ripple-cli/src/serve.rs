@@ -1,0 +1,137 @@
+//! `ripple serve`: the real-time server. Configuration comes from defaults, then a TOML file
+//! (`--config`), then environment variables, then flags — each later source wins — and is
+//! logged at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use ripple_server::Config;
+
+/// Options of `ripple serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8765]
+    #[arg(long, env = "RIPPLE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// TOML configuration file (keys as in docs/operations.md)
+    #[arg(long, env = "RIPPLE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HS256 secret for client tokens; without one the server runs in anonymous mode
+    #[arg(long, env = "RIPPLE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Key for the HTTP API (Authorization: Bearer <key>); without one the API answers 401
+    #[arg(long, env = "RIPPLE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Browser origin allowed to connect (repeatable); none listed allows any
+    #[arg(long = "allowed-origin", env = "RIPPLE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Most connections at once
+    #[arg(long, env = "RIPPLE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Largest message accepted, in bytes
+    #[arg(long, env = "RIPPLE_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Messages kept per channel for history and recovery
+    #[arg(long, env = "RIPPLE_HISTORY_SIZE")]
+    pub history_size: Option<usize>,
+    /// Seconds a message stays in history
+    #[arg(long, env = "RIPPLE_HISTORY_TTL")]
+    pub history_ttl: Option<u64>,
+    /// Publishes per second per connection (0 = unlimited)
+    #[arg(long, env = "RIPPLE_PUBLISH_RATE")]
+    pub publish_rate: Option<u32>,
+    /// Bytes queued per client before it is disconnected as a slow consumer
+    #[arg(long, env = "RIPPLE_CLIENT_QUEUE_BYTES")]
+    pub client_queue_bytes: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The configuration: file first, then environment and flags (clap already merged those).
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        set(&mut config.bind, self.bind);
+        set(&mut config.jwt_secret, self.jwt_secret.clone().map(Some));
+        set(&mut config.api_key, self.api_key.clone().map(Some));
+        if !self.allowed_origins.is_empty() {
+            config.allowed_origins.clone_from(&self.allowed_origins);
+        }
+        set(&mut config.max_connections, self.max_connections);
+        set(&mut config.max_message_size, self.max_message_size);
+        set(&mut config.history_size, self.history_size);
+        set(&mut config.history_ttl_secs, self.history_ttl);
+        set(&mut config.publish_rate, self.publish_rate);
+        set(&mut config.client_queue_bytes, self.client_queue_bytes);
+        Ok(config)
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    eprintln!("ripple serve: listening on http://{} (ws://{}/ws)", listener.local_addr()?, listener.local_addr()?);
+    ripple_server::run(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: closing every connection with 1001");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("ripple-serve-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ripple.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9100\"\nhistory_size = 7\napi_key = \"from-file\"\n").unwrap();
+        let cli = Cli::parse_from(["x", "--config", file.to_str().unwrap(), "--history-size", "9"]);
+        let config = cli.serve.config().unwrap();
+        assert_eq!(config.bind.port(), 9100);
+        assert_eq!(config.history_size, 9);
+        assert_eq!(config.api_key.as_deref(), Some("from-file"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,381 @@
+//! The in-memory broker: everything lives in this process. Each channel has its own lock, held
+//! while an offset is assigned, history appended and the message queued to every subscriber, so
+//! subscribers see offsets in order and a new subscription can never fall between replay and
+//! live messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ripple::{DeflateConfig, Message, PreparedMessage};
+use serde_json::value::RawValue;
+
+use super::{
+    BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, Published, Subscribed,
+    SubscribedReply, Subscriber,
+};
+use crate::metrics::Metrics;
+use crate::protocol::{ClientInfo, MessagePush, PresencePush, Since};
+use crate::queue::Pushed;
+
+/// History and presence settings.
+#[derive(Clone, Debug)]
+pub struct MemoryOptions {
+    /// Messages kept per channel.
+    pub history_size: usize,
+    /// How long a message is kept.
+    pub history_ttl: Duration,
+    /// Whether to push join/leave.
+    pub presence: bool,
+    /// How publications are compressed for subscribers that negotiated permessage-deflate.
+    pub deflate: Option<DeflateConfig>,
+}
+
+/// Channels, history and presence in this process.
+#[derive(Debug)]
+pub struct MemoryBroker {
+    channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
+    options: MemoryOptions,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    epoch: String,
+    offset: u64,
+    history: VecDeque<Stored>,
+    subscribers: Vec<Subscriber>,
+    compressed_subscribers: usize,
+    /// Set when the sweeper dropped the channel: whoever still holds it must look it up again.
+    removed: bool,
+}
+
+#[derive(Debug)]
+struct Stored {
+    offset: u64,
+    at: Instant,
+    push: Arc<PreparedMessage>,
+}
+
+impl MemoryBroker {
+    /// An empty broker.
+    pub fn new(options: MemoryOptions, metrics: Arc<Metrics>) -> Self {
+        Self {
+            channels: Mutex::default(),
+            options,
+            metrics,
+        }
+    }
+
+    /// Runs `f` on the channel, creating it if needed.
+    fn with_channel<T>(&self, name: &str, f: impl FnOnce(&mut Channel) -> T) -> T {
+        let mut f = Some(f);
+        loop {
+            let channel = Arc::clone(
+                lock(&self.channels)
+                    .entry(name.to_owned())
+                    .or_insert_with(Channel::new),
+            );
+            let mut guard = lock(&channel);
+            if guard.removed {
+                continue;
+            }
+            let Some(f) = f.take() else {
+                unreachable!("the closure runs once: the loop returns right after");
+            };
+            return f(&mut guard);
+        }
+    }
+
+    /// Runs `f` on the channel if it exists.
+    fn existing<T>(&self, name: &str, f: impl FnOnce(&mut Channel) -> T) -> Option<T> {
+        let channel = lock(&self.channels).get(name).cloned()?;
+        let mut guard = lock(&channel);
+        (!guard.removed).then(|| f(&mut guard))
+    }
+
+    /// Queues `push` to every subscriber (except `skip`), counting deliveries and slow consumers.
+    fn fan_out(&self, subscribers: &[Subscriber], push: &Arc<PreparedMessage>, skip: Option<&str>) {
+        let size = push.plain_frame().len() as u64;
+        let mut delivered = 0;
+        for subscriber in subscribers {
+            if skip == Some(subscriber.info.client.as_str()) {
+                continue;
+            }
+            match subscriber.queue.push(Arc::clone(push)) {
+                Pushed::Queued => delivered += 1,
+                Pushed::Closed => {}
+                Pushed::Overflow => {
+                    Metrics::add(&self.metrics.dropped, 1);
+                    Metrics::add(&self.metrics.slow_consumers, 1);
+                }
+            }
+        }
+        Metrics::add(&self.metrics.messages_out, delivered);
+        Metrics::add(&self.metrics.bytes_out, delivered * size);
+    }
+
+    fn presence_push(
+        &self,
+        kind: &'static str,
+        channel: &str,
+        info: &ClientInfo,
+        compress: bool,
+    ) -> Arc<PreparedMessage> {
+        let json = serde_json::to_string(&PresencePush {
+            kind,
+            channel,
+            info,
+        })
+        .unwrap_or_default();
+        let deflate = if compress {
+            self.options.deflate.as_ref()
+        } else {
+            None
+        };
+        Arc::new(PreparedMessage::new(Message::from(json), deflate))
+    }
+}
+
+impl Channel {
+    fn new() -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            epoch: new_epoch(),
+            offset: 0,
+            history: VecDeque::new(),
+            subscribers: Vec::new(),
+            compressed_subscribers: 0,
+            removed: false,
+        }))
+    }
+
+    fn trim(&mut self, now: Instant, options: &MemoryOptions) {
+        while self.history.len() > options.history_size {
+            self.history.pop_front();
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|m| now.duration_since(m.at) > options.history_ttl)
+        {
+            self.history.pop_front();
+        }
+    }
+
+    /// Messages after `since`, if the history still holds all of them.
+    fn recover(&self, since: &Since) -> Option<Vec<Arc<PreparedMessage>>> {
+        if since.epoch != self.epoch || since.offset > self.offset {
+            return None;
+        }
+        let oldest = self.history.front().map_or(self.offset + 1, |m| m.offset);
+        if oldest > since.offset + 1 {
+            return None;
+        }
+        Some(
+            self.history
+                .iter()
+                .filter(|m| m.offset > since.offset)
+                .map(|m| Arc::clone(&m.push))
+                .collect(),
+        )
+    }
+
+    fn remove(&mut self, client: &str) -> Option<Subscriber> {
+        let index = self
+            .subscribers
+            .iter()
+            .position(|s| s.info.client == client)?;
+        let subscriber = self.subscribers.swap_remove(index);
+        if subscriber.compressed {
+            self.compressed_subscribers -= 1;
+        }
+        Some(subscriber)
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn subscribe<'a>(
+        &'a self,
+        channel: &'a str,
+        subscriber: Subscriber,
+        since: Option<&'a Since>,
+        reply: SubscribedReply<'a>,
+    ) -> BoxFuture<'a, Result<Subscribed, BrokerError>> {
+        let outcome = self.with_channel(channel, |ch| {
+            ch.trim(Instant::now(), &self.options);
+            let replay = since.and_then(|since| ch.recover(since));
+            let subscribed = Subscribed {
+                epoch: ch.epoch.clone(),
+                offset: ch.offset,
+                recovered: since.is_none() || replay.is_some(),
+            };
+            subscriber.queue.push(reply(&subscribed));
+            for push in replay.unwrap_or_default() {
+                subscriber.queue.push(push);
+            }
+            if self.options.presence {
+                let join = self.presence_push(
+                    "join",
+                    channel,
+                    &subscriber.info,
+                    ch.compressed_subscribers > 0,
+                );
+                self.fan_out(&ch.subscribers, &join, None);
+            }
+            ch.remove(&subscriber.info.client);
+            if subscriber.compressed {
+                ch.compressed_subscribers += 1;
+            }
+            ch.subscribers.push(subscriber);
+            subscribed
+        });
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn unsubscribe<'a>(
+        &'a self,
+        channel: &'a str,
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        self.existing(channel, |ch| {
+            let Some(gone) = ch.remove(client) else {
+                return;
+            };
+            if self.options.presence && !ch.subscribers.is_empty() {
+                let leave =
+                    self.presence_push("leave", channel, &gone.info, ch.compressed_subscribers > 0);
+                self.fan_out(&ch.subscribers, &leave, None);
+            }
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        data: &'a RawValue,
+        from: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Published, BrokerError>> {
+        let published = self.with_channel(channel, |ch| {
+            let now = Instant::now();
+            ch.offset += 1;
+            let push = MessagePush {
+                kind: "message",
+                channel,
+                offset: ch.offset,
+                epoch: &ch.epoch,
+                data,
+                from,
+                ts: chrono::Utc::now().timestamp_millis(),
+            };
+            let json = serde_json::to_string(&push).unwrap_or_default();
+            let deflate = if ch.compressed_subscribers > 0 {
+                self.options.deflate.as_ref()
+            } else {
+                None
+            };
+            let push = Arc::new(PreparedMessage::new(Message::from(json), deflate));
+            self.fan_out(&ch.subscribers, &push, None);
+            if self.options.history_size > 0 {
+                ch.history.push_back(Stored {
+                    offset: ch.offset,
+                    at: now,
+                    push,
+                });
+                ch.trim(now, &self.options);
+            }
+            Published {
+                epoch: ch.epoch.clone(),
+                offset: ch.offset,
+            }
+        });
+        Metrics::add(&self.metrics.publications, 1);
+        Box::pin(std::future::ready(Ok(published)))
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a str,
+        since: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<HistoryPage, BrokerError>> {
+        let page = self.existing(channel, |ch| {
+            ch.trim(Instant::now(), &self.options);
+            let after = since.unwrap_or(0);
+            let messages = ch
+                .history
+                .iter()
+                .filter(|m| m.offset > after)
+                .take(limit)
+                .map(|m| Arc::clone(&m.push))
+                .collect();
+            HistoryPage {
+                epoch: ch.epoch.clone(),
+                offset: ch.offset,
+                messages,
+            }
+        });
+        let page = page.unwrap_or_else(|| HistoryPage {
+            epoch: String::new(),
+            offset: 0,
+            messages: Vec::new(),
+        });
+        Box::pin(std::future::ready(Ok(page)))
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ClientInfo>, BrokerError>> {
+        let clients = self
+            .existing(channel, |ch| {
+                ch.subscribers.iter().map(|s| s.info.clone()).collect()
+            })
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(clients)))
+    }
+
+    /// Drops expired history and channels left with neither subscribers nor history. The
+    /// server calls it every few seconds.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut channels = lock(&self.channels);
+        channels.retain(|_, channel| {
+            let mut channel = lock(channel);
+            channel.trim(now, &self.options);
+            let keep = !channel.subscribers.is_empty() || !channel.history.is_empty();
+            channel.removed = !keep;
+            keep
+        });
+    }
+
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelSummary>, BrokerError>> {
+        let channels: Vec<_> = lock(&self.channels)
+            .iter()
+            .map(|(n, c)| (n.clone(), Arc::clone(c)))
+            .collect();
+        let mut summaries: Vec<_> = channels
+            .into_iter()
+            .filter_map(|(name, channel)| {
+                let ch = lock(&channel);
+                (!ch.removed).then(|| ChannelSummary {
+                    channel: name,
+                    subscribers: ch.subscribers.len(),
+                    epoch: ch.epoch.clone(),
+                    offset: ch.offset,
+                })
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.channel.cmp(&b.channel));
+        Box::pin(std::future::ready(Ok(summaries)))
+    }
+}
+
+/// A fresh epoch: random, so a restarted server never reuses one.
+fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

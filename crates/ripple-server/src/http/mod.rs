@@ -1,0 +1,156 @@
+//! The HTTP side of the one port: routes, the WebSocket upgrades with their admission checks,
+//! health and metrics.
+
+pub mod api;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use ripple::upgrade::{UpgradeError, WebSocketUpgrade};
+
+use crate::metrics::Rejection;
+use crate::state::AppState;
+use crate::transport;
+
+/// The browser page (embedded: the server needs no files on disk).
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+
+/// Every route of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/echo", get(echo))
+        .route("/chat", get(chat))
+        .route("/ws", get(channels))
+        .route("/api/publish", post(api::publish))
+        .route("/api/channels", get(api::channels))
+        .route("/api/channels/{name}/presence", get(api::presence))
+        .route("/api/channels/{name}/history", get(api::history))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if state.broker.healthy() {
+        "ok\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "broker unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let channels = state.broker.channels().await.map(|c| c.len()).unwrap_or(0);
+    let body = state.metrics.render(channels);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn echo(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, UpgradeError>,
+) -> Response {
+    let upgrade = match admit(&state, &headers, upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return *refusal,
+    };
+    let tracked = Arc::clone(&state);
+    upgrade.on_upgrade(move |ws| {
+        tracked
+            .sessions
+            .track_future(transport::echo::serve(ws, Arc::clone(&tracked)))
+    })
+}
+
+async fn chat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, UpgradeError>,
+) -> Response {
+    let upgrade = match admit(&state, &headers, upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return *refusal,
+    };
+    let tracked = Arc::clone(&state);
+    upgrade.on_upgrade(move |ws| {
+        tracked
+            .sessions
+            .track_future(transport::chat::serve(ws, Arc::clone(&tracked)))
+    })
+}
+
+async fn channels(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, UpgradeError>,
+) -> Response {
+    let upgrade = match admit(&state, &headers, upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return *refusal,
+    };
+    let token = query
+        .get("token")
+        .cloned()
+        .or_else(|| bearer(&headers).map(str::to_owned));
+    let tracked = Arc::clone(&state);
+    upgrade.on_upgrade(move |ws| {
+        tracked
+            .sessions
+            .track_future(transport::ws::serve(ws, Arc::clone(&tracked), token))
+    })
+}
+
+/// The checks every WebSocket endpoint makes before upgrading: a valid handshake, an allowed
+/// `Origin`, room under the connection limit. Each refusal is counted by reason.
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, UpgradeError>,
+) -> Result<WebSocketUpgrade, Box<Response>> {
+    let upgrade = upgrade.map_err(|err| {
+        state.metrics.reject(Rejection::BadHandshake);
+        Box::new(err.into_response())
+    })?;
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !state.config.allowed_origins.is_empty()
+        && !state
+            .config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+    {
+        state.metrics.reject(Rejection::Origin);
+        tracing::info!(
+            origin,
+            "refused WebSocket from an origin not in allowed_origins"
+        );
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "origin not allowed\n").into_response(),
+        ));
+    }
+    if state.metrics.connections.load(Ordering::Relaxed) as usize >= state.config.max_connections {
+        state.metrics.reject(Rejection::Capacity);
+        return Err(Box::new(
+            (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response(),
+        ));
+    }
+    Ok(upgrade.config(state.config.websocket()))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}

@@ -1,0 +1,66 @@
+//! What every request handler and session shares.
+
+use std::sync::Arc;
+
+use ripple::DeflateConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::broker::memory::{MemoryBroker, MemoryOptions};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::transport::chat::ChatRoom;
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// Fan-out, history, presence.
+    pub broker: Arc<dyn Broker>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The raw `/chat` room.
+    pub chat: ChatRoom,
+    /// How messages are compressed for clients that negotiated permessage-deflate.
+    pub deflate: Option<DeflateConfig>,
+    /// Cancelled on shutdown: every session closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, so shutdown can wait for them.
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    /// State with the in-memory broker.
+    pub fn new(config: Config) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let deflate = config.websocket().compression;
+        let options = MemoryOptions {
+            history_size: config.history_size,
+            history_ttl: config.history_ttl(),
+            presence: config.presence,
+            deflate: deflate.clone(),
+        };
+        let broker = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
+        Self::with_broker(config, broker, metrics)
+    }
+
+    /// State with a given broker.
+    pub fn with_broker(
+        config: Config,
+        broker: Arc<dyn Broker>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let deflate = config.websocket().compression;
+        Arc::new(Self {
+            chat: ChatRoom::default(),
+            config,
+            broker,
+            metrics,
+            deflate,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! WebSocket endpoints: thin adapters between a socket and the code that decides what to send.
+
+pub mod chat;
+pub mod echo;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ripple::upgrade::UpgradedIo;
+use ripple::{CloseCode, Reader, Writer};
+
+use crate::queue::{ClientQueue, Disconnect};
+
+/// How long a closing client gets to answer our close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Drains `queue` into the socket, a batch per flush, until the client is disconnected; then
+/// sends the close frame (bounded: a client that does not read cannot block us).
+pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>) {
+    let mut batch = Vec::new();
+    let disconnect = loop {
+        match queue.next_batch(&mut batch).await {
+            Ok(()) => {}
+            Err(disconnect) => break disconnect,
+        }
+        let fed = batch
+            .drain(..)
+            .try_for_each(|message| writer.feed_prepared(&message).map(drop));
+        if fed.is_err() {
+            return;
+        }
+        tokio::select! {
+            flushed = writer.flush() => if flushed.is_err() { return },
+            disconnect = queue.closed() => break disconnect,
+        }
+    };
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        writer.close(disconnect.code, disconnect.reason),
+    )
+    .await;
+}
+
+/// After a disconnect was decided, reads until the client answers the close (bounded).
+pub async fn drain_reader(reader: &mut Reader<UpgradedIo>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Ok(Some(_)) = reader.recv().await {}
+    })
+    .await;
+}
+
+/// The disconnect for a server shutdown.
+pub fn going_away() -> Disconnect {
+    Disconnect {
+        code: CloseCode::GOING_AWAY,
+        reason: "server shutting down",
+    }
+}
+
+/// The disconnect once the client itself closed.
+pub fn client_left() -> Disconnect {
+    Disconnect {
+        code: CloseCode::NORMAL,
+        reason: "",
+    }
+}

@@ -1,0 +1,306 @@
+//! The broker seam, in memory: one suite that runs against every `Broker` implementation
+//! ([`brokers`] lists them; a Redis broker joins by adding a line there).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ripple::{Message, PreparedMessage};
+use ripple_server::broker::memory::{MemoryBroker, MemoryOptions};
+use ripple_server::broker::{Broker, Subscribed, Subscriber};
+use ripple_server::metrics::Metrics;
+use ripple_server::protocol::{ClientInfo, Since};
+use ripple_server::queue::ClientQueue;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+/// Every implementation, with `history_size` messages kept for an hour, presence on.
+fn brokers(history_size: usize) -> Vec<(&'static str, Arc<dyn Broker>, Arc<Metrics>)> {
+    let metrics = Arc::new(Metrics::default());
+    let options = MemoryOptions {
+        history_size,
+        history_ttl: Duration::from_secs(3600),
+        presence: true,
+        deflate: None,
+    };
+    let memory = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
+    vec![("memory", memory, metrics)]
+}
+
+/// A subscriber with its own queue.
+fn subscriber(client: &str, queue_bytes: usize) -> (Subscriber, Arc<ClientQueue>) {
+    let queue = ClientQueue::new(queue_bytes);
+    let info = ClientInfo {
+        client: client.into(),
+        user: None,
+    };
+    let subscriber = Subscriber {
+        info,
+        queue: Arc::clone(&queue),
+        compressed: false,
+    };
+    (subscriber, queue)
+}
+
+/// The `subscribed` reply as the session builds it (reduced to what the suite checks).
+fn reply(subscribed: &Subscribed) -> Arc<PreparedMessage> {
+    let json = json!({"type": "subscribed", "epoch": subscribed.epoch, "offset": subscribed.offset,
+        "recovered": subscribed.recovered});
+    Arc::new(PreparedMessage::new(Message::from(json.to_string()), None))
+}
+
+/// Everything queued now, as JSON.
+async fn drain(queue: &ClientQueue) -> Vec<Value> {
+    if queue.queued_bytes() == 0 {
+        return Vec::new();
+    }
+    let mut batch = Vec::new();
+    queue.next_batch(&mut batch).await.unwrap();
+    batch
+        .iter()
+        .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+        .collect()
+}
+
+fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned()).unwrap()
+}
+
+async fn publish(broker: &dyn Broker, channel: &str, n: u64) -> (String, u64) {
+    let data = raw(&n.to_string());
+    let published = broker.publish(channel, &data, None).await.unwrap();
+    (published.epoch, published.offset)
+}
+
+fn offsets(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| m["offset"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn broker_publish_assigns_consecutive_offsets_in_one_epoch() {
+    for (name, broker, metrics) in brokers(10) {
+        let (epoch, first) = publish(&*broker, "c", 1).await;
+        let (same, second) = publish(&*broker, "c", 2).await;
+        assert_eq!((first, second), (1, 2), "{name}");
+        assert_eq!(epoch, same, "{name}");
+        let (other_epoch, other) = publish(&*broker, "other", 1).await;
+        assert_eq!(other, 1, "{name}: offsets are per channel");
+        assert_ne!(other_epoch, epoch, "{name}: so are epochs");
+        assert_eq!(metrics.publications.load(Ordering::Relaxed), 3);
+    }
+}
+
+#[tokio::test]
+async fn broker_subscribe_queues_reply_then_replay_then_live() {
+    for (name, broker, _) in brokers(10) {
+        let (epoch, _) = publish(&*broker, "c", 1).await;
+        publish(&*broker, "c", 2).await;
+        publish(&*broker, "c", 3).await;
+        let (sub, queue) = subscriber("a", 1 << 20);
+        let since = Since {
+            epoch: epoch.clone(),
+            offset: 1,
+        };
+        let subscribed = broker
+            .subscribe("c", sub, Some(&since), &reply)
+            .await
+            .unwrap();
+        assert_eq!(
+            (subscribed.offset, subscribed.recovered),
+            (3, true),
+            "{name}"
+        );
+        publish(&*broker, "c", 4).await;
+        let queued = drain(&queue).await;
+        assert_eq!(queued[0]["type"], "subscribed", "{name}: the reply first");
+        assert_eq!(offsets(&queued[1..]), [2, 3, 4], "{name}");
+        assert_eq!(queued[1]["epoch"], epoch);
+        assert_eq!(queued[1]["data"], 2);
+    }
+}
+
+#[tokio::test]
+async fn broker_subscribe_reports_unrecoverable_gaps() {
+    for (name, broker, _) in brokers(2) {
+        let (epoch, _) = publish(&*broker, "c", 1).await;
+        for n in 2..=5 {
+            publish(&*broker, "c", n).await;
+        }
+        for (since, recovered, replayed) in [
+            (2, false, vec![]),
+            (3, true, vec![4, 5]),
+            (5, true, vec![]),
+            (6, false, vec![]),
+        ] {
+            let (sub, queue) = subscriber(&format!("c{since}"), 1 << 20);
+            let since_at = Since {
+                epoch: epoch.clone(),
+                offset: since,
+            };
+            let subscribed = broker
+                .subscribe("c", sub, Some(&since_at), &reply)
+                .await
+                .unwrap();
+            assert_eq!(subscribed.recovered, recovered, "{name}: since {since}");
+            let queued = drain(&queue).await;
+            let messages: Vec<_> = queued
+                .into_iter()
+                .filter(|m| m["type"] == "message")
+                .collect();
+            assert_eq!(offsets(&messages), replayed, "{name}: since {since}");
+        }
+        let (sub, _) = subscriber("other-epoch", 1 << 20);
+        let wrong = Since {
+            epoch: "x".into(),
+            offset: 4,
+        };
+        let subscribed = broker
+            .subscribe("c", sub, Some(&wrong), &reply)
+            .await
+            .unwrap();
+        assert!(!subscribed.recovered, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn broker_presence_join_and_leave() {
+    for (name, broker, _) in brokers(10) {
+        let (a, a_queue) = subscriber("a", 1 << 20);
+        let (b, _) = subscriber("b", 1 << 20);
+        broker.subscribe("room", a, None, &reply).await.unwrap();
+        broker.subscribe("room", b, None, &reply).await.unwrap();
+        let mut present: Vec<_> = broker
+            .presence("room")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client)
+            .collect();
+        present.sort();
+        assert_eq!(present, ["a", "b"], "{name}");
+        broker.unsubscribe("room", "b").await.unwrap();
+        let queued = drain(&a_queue).await;
+        let kinds: Vec<_> = queued.iter().map(|m| m["type"].clone()).collect();
+        assert_eq!(kinds, ["subscribed", "join", "leave"], "{name}");
+        assert_eq!(
+            queued[1],
+            json!({"type": "join", "channel": "room", "client": "b"})
+        );
+        assert_eq!(broker.presence("room").await.unwrap().len(), 1, "{name}");
+        assert!(broker.presence("nowhere").await.unwrap().is_empty());
+        broker.unsubscribe("room", "never-there").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn broker_resubscribing_a_client_does_not_double_deliveries() {
+    for (name, broker, _) in brokers(10) {
+        let (first, queue) = subscriber("a", 1 << 20);
+        broker
+            .subscribe("c", first.clone(), None, &reply)
+            .await
+            .unwrap();
+        broker.subscribe("c", first, None, &reply).await.unwrap();
+        publish(&*broker, "c", 1).await;
+        let queued = drain(&queue).await;
+        let messages = queued.iter().filter(|m| m["type"] == "message").count();
+        assert_eq!(messages, 1, "{name}: {queued:?}");
+        assert_eq!(broker.presence("c").await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn broker_history_pages_and_unknown_channels() {
+    for (name, broker, _) in brokers(3) {
+        for n in 1..=5 {
+            publish(&*broker, "h", n).await;
+        }
+        let page = broker.history("h", None, usize::MAX).await.unwrap();
+        let messages: Vec<Value> = page
+            .messages
+            .iter()
+            .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+            .collect();
+        assert_eq!(offsets(&messages), [3, 4, 5], "{name}");
+        assert_eq!(page.offset, 5);
+        let page = broker.history("h", Some(3), 1).await.unwrap();
+        assert_eq!(page.messages.len(), 1);
+        let unknown = broker.history("none", None, 10).await.unwrap();
+        assert_eq!(
+            (
+                unknown.epoch.as_str(),
+                unknown.offset,
+                unknown.messages.len()
+            ),
+            ("", 0, 0),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn broker_channels_are_listed_sorted_and_swept_when_empty() {
+    for (name, broker, _) in brokers(0) {
+        let (a, _) = subscriber("a", 1 << 20);
+        broker.subscribe("kept", a, None, &reply).await.unwrap();
+        let (old_epoch, _) = publish(&*broker, "dropped", 1).await;
+        let listed: Vec<_> = broker
+            .channels()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.channel, c.subscribers, c.offset))
+            .collect();
+        assert_eq!(
+            listed,
+            [("dropped".into(), 0, 1), ("kept".into(), 1, 0)],
+            "{name}"
+        );
+        broker.sweep();
+        let listed: Vec<_> = broker
+            .channels()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.channel)
+            .collect();
+        assert_eq!(
+            listed,
+            ["kept"],
+            "{name}: no subscribers and no history: dropped"
+        );
+        let (new_epoch, offset) = publish(&*broker, "dropped", 1).await;
+        assert_eq!(offset, 1, "{name}: a dropped channel starts again");
+        assert_ne!(new_epoch, old_epoch, "{name}: with a new epoch");
+    }
+}
+
+#[tokio::test]
+async fn broker_fan_out_cuts_off_a_full_queue_and_counts_it() {
+    for (name, broker, metrics) in brokers(10) {
+        let (slow, slow_queue) = subscriber("slow", 300);
+        let (fast, fast_queue) = subscriber("fast", 1 << 20);
+        broker.subscribe("c", slow, None, &reply).await.unwrap();
+        broker.subscribe("c", fast, None, &reply).await.unwrap();
+        for n in 1..=10 {
+            let data = raw(&format!("\"{}\"", "x".repeat(50 + n)));
+            broker.publish("c", &data, None).await.unwrap();
+        }
+        assert_eq!(
+            slow_queue.closed().await.code,
+            ripple::CloseCode(4008),
+            "{name}"
+        );
+        assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1, "{name}");
+        assert_eq!(metrics.dropped.load(Ordering::Relaxed), 1, "{name}");
+        let fast_messages = drain(&fast_queue).await;
+        let messages: Vec<_> = fast_messages
+            .into_iter()
+            .filter(|m| m["type"] == "message")
+            .collect();
+        assert_eq!(offsets(&messages), (1..=10).collect::<Vec<_>>(), "{name}");
+    }
+}
