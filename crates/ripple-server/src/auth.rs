@@ -27,6 +27,8 @@ pub struct Identity {
     pub user: Option<String>,
     /// What it may touch.
     pub channels: Permission,
+    /// When the token expires (seconds since the Unix epoch); the connection is closed then.
+    pub expires: Option<u64>,
 }
 
 /// Which channels an identity may use.
@@ -44,6 +46,7 @@ impl Identity {
         Self {
             user: None,
             channels: Permission::Any,
+            expires: None,
         }
     }
 
@@ -103,6 +106,7 @@ pub fn verify(token: &str, secret: &str) -> Result<Identity, AuthError> {
     Ok(Identity {
         user: Some(claims.sub),
         channels: Permission::Patterns(claims.channels),
+        expires: Some(claims.exp),
     })
 }
 

@@ -61,6 +61,16 @@ impl Session {
         &self.client
     }
 
+    /// How long until the client's token expires, if it has one.
+    pub fn token_lifetime(&self) -> Option<std::time::Duration> {
+        let expires = self.identity.as_ref()?.expires?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(std::time::Duration::from_secs(expires.saturating_sub(now)))
+    }
+
     /// Whether the client may use channels yet.
     pub fn is_authenticated(&self) -> bool {
         self.identity.is_some()

@@ -42,6 +42,8 @@ async fn read_loop(
     let auth_deadline = Instant::now() + state.config.auth_timeout();
     loop {
         let waiting_for_auth = !session.is_authenticated();
+        let lifetime = session.token_lifetime();
+        let expiry = Instant::now() + lifetime.unwrap_or_default();
         let flow = tokio::select! {
             disconnect = queue.closed() => {
                 tracing::debug!(client = session.client(), code = %disconnect.code, "disconnecting: {}", disconnect.reason);
@@ -50,6 +52,11 @@ async fn read_loop(
             () = state.shutdown.cancelled() => Flow::Close(going_away()),
             () = sleep_until(auth_deadline), if waiting_for_auth => {
                 Flow::Close(Disconnect { code: crate::close::AUTH_TIMEOUT, reason: "no auth message in time" })
+            }
+            () = sleep_until(expiry), if lifetime.is_some() => {
+                let err = ProtocolError::new(codes::TOKEN_EXPIRED, "the token expired");
+                session.handle_error(&err);
+                Flow::Close(Disconnect { code: crate::close::TOKEN_EXPIRED, reason: "token expired" })
             }
             received = reader.recv() => match received {
                 Ok(Some(Message::Text(text))) => session.handle_text(&text).await,

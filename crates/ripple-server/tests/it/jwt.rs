@@ -182,6 +182,19 @@ async fn expired_token_in_auth_message_gets_token_expired_then_close_4002() {
 }
 
 #[tokio::test]
+async fn open_connection_is_closed_when_its_token_expires() {
+    let server = start(jwt_config()).await;
+    let short = token("alice", &["*"], unix_now() + 2);
+    let mut a = Client::open(&server.url(&format!("/ws?token={short}"))).await;
+    a.expect("authenticated").await;
+    let started = Instant::now();
+    let error = a.expect("error").await;
+    assert_eq!(error["code"], "token_expired", "{error}");
+    assert_eq!(a.closed().await, TOKEN_EXPIRED);
+    assert!(started.elapsed() >= Duration::from_millis(500), "closed at expiry, not at once");
+}
+
+#[tokio::test]
 async fn garbage_token_gets_invalid_token_then_close_4001() {
     let server = start(jwt_config()).await;
     let mut a = Client::open(&server.url("/ws?token=not.a.jwt")).await;
