@@ -62,6 +62,9 @@ pub enum Event {
 /// unmasked and untransformed.
 const ZERO_COPY_MIN: usize = 16 * 1024;
 
+/// The most read-buffer space reserved ahead of data for one frame.
+const MAX_RESERVE: usize = 64 * 1024;
+
 /// One WebSocket connection: bytes in, events and bytes out.
 #[derive(Debug)]
 pub struct Connection {
@@ -335,6 +338,10 @@ impl Connection {
         if frame.code != CloseCode::NO_STATUS && !frame.code.is_sendable() {
             return Err(SendError::InvalidCloseCode(frame.code.0));
         }
+        // RFC 6455 §5.5.1: a reason may only follow a status code.
+        if frame.code == CloseCode::NO_STATUS && !frame.reason.is_empty() {
+            return Err(SendError::ReasonWithoutCode);
+        }
         if frame.reason.len() > CloseFrame::MAX_REASON {
             return Err(SendError::ReasonTooLong(frame.reason.len()));
         }
@@ -410,7 +417,9 @@ impl Connection {
         let available = (self.read.len() - header_len) as u64;
         if available < payload_len {
             self.check_partial_text()?;
-            self.read.reserve(self.read_hint());
+            // A header alone must not commit memory for the payload it announces: grow with
+            // what arrives, a bounded step at a time.
+            self.read.reserve(self.read_hint().min(MAX_RESERVE));
             return Ok(None);
         }
         let Some(frame) = self.frame.take() else {

@@ -98,6 +98,9 @@ pub enum SendError {
     /// A close reason longer than 123 bytes.
     #[error("close reason of {0} bytes (at most 123)")]
     ReasonTooLong(usize),
+    /// A close reason without a status code (RFC 6455 §5.5.1: the reason follows the code).
+    #[error("a close reason needs a status code")]
+    ReasonWithoutCode,
     /// A fragment sent out of order (a continuation with no message open, or a new message
     /// while one is open).
     #[error("fragment out of sequence")]

@@ -346,6 +346,10 @@ fn send_close_validates_code_and_reason() {
         Err(SendError::ReasonTooLong(124))
     );
     assert_eq!(s.send_ping(&[0; 126]), Err(SendError::ControlTooLong(126)));
+    assert_eq!(
+        s.send_close(Some(CloseFrame::new(CloseCode::NO_STATUS, "bye"))),
+        Err(SendError::ReasonWithoutCode)
+    );
 }
 
 #[test]
@@ -390,4 +394,19 @@ fn release_buffers_frees_idle_memory() {
     assert_eq!(events(&mut s).len(), 1);
     s.release_buffers();
     assert_eq!(s.read_buffer().capacity(), 0);
+}
+
+#[test]
+fn a_header_alone_does_not_reserve_its_payload() {
+    let mut s = Connection::new(Role::Server, Config::default().max_message_size(8 << 20));
+    let mut header = vec![0x82, 0xff];
+    header.extend((4u64 << 20).to_be_bytes());
+    header.extend([1, 2, 3, 4]);
+    s.receive(&header);
+    assert_eq!(s.poll_event(), None);
+    assert!(
+        s.read_buffer().capacity() <= 128 * 1024,
+        "{}",
+        s.read_buffer().capacity()
+    );
 }
