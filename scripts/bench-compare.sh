@@ -2,7 +2,7 @@
 # Side-by-side loopback echo benchmark: Ripple, tokio-tungstenite and fastwebsockets servers in
 # one run (method and latest results: docs/benchmarks.md).
 #
-# usage: scripts/bench-compare.sh [--quick] [--reps N] [--no-build]
+# usage: scripts/bench-compare.sh [--quick] [--reps N] [--no-build] [--callgrind]
 # Builds   cargo build --release --locked -p ripple-bench-peers -p ripple-bench-load
 # then, REPS times (default 3), for each server in turn (ripple, tungstenite, fastwebsockets,
 # ripple, ... so that slow drifts of a noisy machine hit all three alike):
@@ -17,6 +17,11 @@
 #               under a minute once built (a smoke test for CI)
 #   --reps N    repetitions (default 3; 1 with --quick)
 #   --no-build  use the binaries already in target/release
+#   --callgrind instead of timing, count each server's user-space instructions per echoed
+#               message under valgrind's callgrind (deterministic where timings are noisy; the
+#               kernel's share, most of the CPU time on loopback, is not counted): the
+#               difference between a run of (NA) and of (NB) messages per connection, so that
+#               start-up and handshakes cancel out; then the top functions of the first server
 # Exit status: 0 when every run completed (whether or not Ripple met its targets), 1 when a
 # server or a load run failed, 2 when the build failed.
 #
@@ -30,11 +35,13 @@ RP_TAG="bench"
 QUICK=0
 REPS=""
 BUILD=1
+CALLGRIND=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --reps) REPS="${2:-}"; shift ;;
         --no-build) BUILD=0 ;;
+        --callgrind) CALLGRIND=1 ;;
         -h|--help) rp_usage "$0" 0 ;;
         *) echo "$RP_TAG: unknown argument '$1'" >&2; rp_usage "$0" ;;
     esac
@@ -132,8 +139,97 @@ machine() {
     echo "machine:  $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
     echo "pinning:  $PINNING"
     echo "runtime:  tokio current_thread in every server; the load generator is Ripple's client, current_thread"
-    echo "runs:     $REPS repetition(s), interleaved; small ${SMALL[*]}; large ${LARGE[*]}; idle $IDLE_CONNS connections"
+    if [ "$CALLGRIND" = 1 ]; then
+        echo "runs:     callgrind, one server at a time; small ${CG_SMALL[*]}; large ${CG_LARGE[*]} (conns pipeline size NA NB)"
+    else
+        echo "runs:     $REPS repetition(s), interleaved; small ${SMALL[*]}; large ${LARGE[*]}; idle $IDLE_CONNS connections"
+    fi
 }
+
+# --- callgrind: instructions per message ----------------------------------------------------
+# callgrind_run NAME KIND CONNS PIPELINE SIZE NA NB: prints "NAME KIND IR_PER_MESSAGE"; the two
+# dumps stay in $OUT/cg.NAME.KIND.out.{1,2}.
+callgrind_run() {
+    local name="$1" kind="$2" c="$3" p="$4" size="$5" na="$6" nb="$7" log ir_a ir_b n
+    local cg="$OUT/cg.$name.$kind.out" url
+    log="$OUT/$name-echo.callgrind.$kind.log"
+    SERVER_PORT="$(rp_free_port)" || rp_die "no free port"
+    : >"$log"
+    valgrind --tool=callgrind --dump-instr=no --compress-strings=no --compress-pos=no \
+        --callgrind-out-file="$cg" "$BIN/$name-echo" "127.0.0.1:$SERVER_PORT" >"$log" 2>&1 &
+    SERVER_PID=$!
+    rp_wait_line "$log" "listening" 60 "$SERVER_PID" || rp_die "$name-echo did not start under valgrind"
+    url="ws://127.0.0.1:$SERVER_PORT/"
+    cg_load() {
+        timeout $((LOAD_TIMEOUT + 10)) "$BIN/echo-load" echo "$url" -c "$c" -p "$p" -s "$size" \
+            -n "$1" -w 0 --binary --timeout "$LOAD_TIMEOUT" --label "$name" \
+            >>"$OUT/echo-load.log" 2>&1 || rp_die "echo-load against $name-echo under callgrind failed"
+    }
+    cg_load 2
+    timeout 60 callgrind_control -z "$SERVER_PID" >/dev/null || rp_die "callgrind_control -z failed"
+    cg_load "$na"
+    timeout 60 callgrind_control -d A "$SERVER_PID" >/dev/null || rp_die "callgrind_control -d failed"
+    cg_load "$nb"
+    timeout 60 callgrind_control -d B "$SERVER_PID" >/dev/null || rp_die "callgrind_control -d failed"
+    stop_server
+    ir_a="$(awk '/^summary:/ { print $2 }' "$cg.1")"
+    ir_b="$(awk '/^summary:/ { print $2 }' "$cg.2")"
+    n=$(((nb - na) * c))
+    echo "$name $kind $(((ir_b - ir_a) / n))"
+}
+
+# callgrind_top NAME KIND MESSAGES: the functions with the highest self cost, per message.
+callgrind_top() {
+    local cg="$OUT/cg.$1.$2.out"
+    awk -v n="$3" '
+        FNR == 1 { sign = (FILENAME ~ /\.1$/) ? -1 : 1 }
+        /^fn=/ { fn = substr($0, 4); after = 0; next }
+        /^calls=/ { after = 1; next }
+        /^[0-9]/ { if (after) { after = 0; next } if (fn != "" && NF >= 2) cost[fn] += sign * $2 }
+        END {
+            for (f in cost) {
+                name = f
+                for (i = 0; i < 4; i++) gsub(/<[^<>]*>/, "<>", name)
+                printf "%10.1f  %s\n", cost[f] / n, substr(name, 1, 110)
+            }
+        }' "$cg.1" "$cg.2" | sort -rn >"$cg.top"
+    head -n 15 "$cg.top"    # not piped: head would end sort with SIGPIPE, fatal under pipefail
+}
+
+if [ "$CALLGRIND" = 1 ]; then
+    if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+        rp_die "--callgrind needs valgrind (apt-get install valgrind)"
+    fi
+    CG_SMALL=(50 16 32 40 240)      # connections, pipeline, size, NA, NB: 10,000 messages
+    CG_LARGE=(8 4 65536 10 60)      # 400 messages
+    machine | tee "$OUT/machine.txt"
+    for name in "${SERVERS[@]}"; do
+        rp_log "callgrind: $name"
+        callgrind_run "$name" small "${CG_SMALL[@]}" | tee -a "$OUT/callgrind.txt"
+        callgrind_run "$name" large "${CG_LARGE[@]}" | tee -a "$OUT/callgrind.txt"
+    done
+    echo
+    echo "user-space instructions (callgrind Ir) per echoed message; the kernel is not counted"
+    awk -v servers="${SERVERS[*]}" '
+        { ir[$1, $2] = $3 }
+        END {
+            ns = split(servers, names, " ")
+            printf "%-16s %14s %14s %16s %16s\n", "server", "32B Ir/msg", "64K Ir/msg", "32B vs " names[1], "64K vs " names[1]
+            for (i = 1; i <= ns; i++) {
+                s = names[i]
+                printf "%-16s %14d %14d %16.2f %16.2f\n", s, ir[s, "small"], ir[s, "large"], \
+                    ir[names[1], "small"] / ir[s, "small"], ir[names[1], "large"] / ir[s, "large"]
+            }
+            printf "(the last two columns: %s / server; < 1 means %s executes fewer instructions)\n", names[1], names[1]
+        }' "$OUT/callgrind.txt" | tee "$OUT/callgrind-summary.txt"
+    for kind in small large; do
+        echo
+        echo "${SERVERS[0]}, $kind messages: top functions by self cost, Ir per message"
+        if [ "$kind" = small ]; then n=$(((CG_SMALL[4] - CG_SMALL[3]) * CG_SMALL[0])); else n=$(((CG_LARGE[4] - CG_LARGE[3]) * CG_LARGE[0])); fi
+        callgrind_top "${SERVERS[0]}" "$kind" "$n"
+    done | tee -a "$OUT/callgrind-summary.txt"
+    exit 0
+fi
 
 # --- the runs --------------------------------------------------------------------------------
 T0=$SECONDS
@@ -188,7 +284,9 @@ function ratio(metric, peer,    r, lo, hi, i, q, n) {
     if (k == "idle") add(s, "idle_kib", kv["kib_per_conn"], n)
     else {
         add(s, k "_rate", kv["msgs_per_s"], n)
-        add(s, k "_cpu", kv["server_cpu_us_per_msg"], n)
+        # --quick: runs too short for 10 ms ticks; schedstat (ns) stands in where there is one.
+        cpu = (quick && kv["server_sched_us_per_msg"] > 0) ? kv["server_sched_us_per_msg"] : kv["server_cpu_us_per_msg"]
+        add(s, k "_cpu", cpu, n)
         add(s, k "_mbs", kv["mb_per_s"], n)
         add(s, k "_user", kv["server_user_us_per_msg"], n)
         add(s, k "_sys", kv["server_sys_us_per_msg"], n)
@@ -200,7 +298,7 @@ END {
     split("small_rate small_cpu small_user small_sys large_rate large_mbs large_cpu large_user large_sys idle_kib", metrics, " ")
     for (i = 1; i <= ns; i++) for (m in metrics) med[names[i], metrics[m]] = median(list[names[i], metrics[m]])
     printf "medians of %d repetition(s); CPU = server utime+stime per echoed message\n", reps
-    if (quick) print "(--quick: runs this short only show that everything works; the CPU columns have 10 ms ticks)"
+    if (quick) print "(--quick: a smoke test; CPU from /proc/PID/schedstat, as these runs are too short for 10 ms ticks)"
     printf "%-16s %12s %12s %12s %10s %12s %12s\n", "server", "32B msgs/s", "32B CPU us", "64K msgs/s", "64K MB/s", "64K CPU us", "KiB/idle"
     for (i = 1; i <= ns; i++) {
         s = names[i]
@@ -224,7 +322,7 @@ END {
         printf "%-20s %18s %18s %18s %18s %18s\n", "vs " s, ratio("small_cpu", s), ratio("large_cpu", s), \
             ratio("small_rate", s), ratio("large_rate", s), ratio("idle_kib", s)
     }
-    if (S0 != "ripple") exit
+    if (S0 != "ripple" || quick) exit
     print ""
     print "targets (from the issue):"
     target("32-byte echo CPU/msg <= fastwebsockets", med["fastwebsockets", "small_cpu"] != "", med[S0, "small_cpu"] <= med["fastwebsockets", "small_cpu"], ratio("small_cpu", "fastwebsockets"))

@@ -112,5 +112,6 @@ step autobahn bash scripts/autobahn.sh all
 step interop bash scripts/interop.sh
 step browser bash scripts/browser.sh
 step channels-py bash scripts/channels-py.sh
+step cli bash scripts/cli.sh
 summary
 echo "ci: all ${#NAMES[@]} steps passed"

@@ -5,7 +5,9 @@ use std::time::Duration;
 pub(crate) const USAGE: &str = "\
 usage: echo-load echo URL [-c CONNS] [-p PIPELINE] [-s SIZE] [-n MESSAGES | -d SECS] [--binary]
                           [-w WARMUP] [--server-pid PID] [--clk-tck HZ] [--timeout SECS] [--label NAME]
+                          [--deflate]
        echo-load idle URL [-c CONNS] --server-pid PID [--settle SECS] [--timeout SECS] [--label NAME]
+                          [--deflate]
 
 echo  opens CONNS connections (default 50), echoes WARMUP messages per connection (default
       MESSAGES/10, at most 1000), then measures MESSAGES messages per connection (default 4000;
@@ -16,7 +18,8 @@ echo  opens CONNS connections (default 50), echoes WARMUP messages per connectio
 idle  reads the server's VmRSS, opens CONNS connections (default 10000) that stay idle, waits
       SETTLE seconds (default 1), reads VmRSS again and reports KiB per connection.
 Both  give up after --timeout SECS (default 120; exit status 3). --concurrency N bounds the
-      handshakes in flight (default 64). The result is one line: RESULT key=value ...";
+      handshakes in flight (default 64). --deflate offers permessage-deflate (off by default:
+      only Ripple's server implements it). The result is one line: RESULT key=value ...";
 
 /// What to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +39,7 @@ pub(crate) struct Options {
     pub(crate) duration: Option<Duration>,
     pub(crate) warmup: u64,
     pub(crate) binary: bool,
+    pub(crate) deflate: bool,
     pub(crate) server_pid: Option<String>,
     pub(crate) clk_tck: f64,
     pub(crate) concurrency: usize,
@@ -66,6 +70,7 @@ impl Options {
                 "-d" | "--duration" => o.duration = Some(seconds(&flag, &value()?)?),
                 "-w" | "--warmup" => warmup = Some(number(&flag, &value()?)?),
                 "--binary" => o.binary = true,
+                "--deflate" => o.deflate = true,
                 "--server-pid" => o.server_pid = Some(value()?),
                 "--clk-tck" => o.clk_tck = number(&flag, &value()?)?,
                 "--concurrency" => o.concurrency = number(&flag, &value()?)?,
@@ -94,6 +99,7 @@ impl Options {
             duration: None,
             warmup: 0,
             binary: false,
+            deflate: false,
             server_pid: None,
             clk_tck: 100.0,
             concurrency: 64,
@@ -152,8 +158,8 @@ mod tests {
     #[test]
     fn idle_needs_the_server_pid() {
         assert!(parse("idle ws://x").is_err());
-        let o = parse("idle ws://x --server-pid 42").unwrap();
-        assert_eq!(o.connections, 10_000);
+        let o = parse("idle ws://x --server-pid 42 --deflate").unwrap();
+        assert_eq!((o.connections, o.deflate), (10_000, true));
     }
 
     #[test]

@@ -155,9 +155,14 @@ fn server_sample(o: &Options) -> Result<Option<CpuSample>, BoxError> {
 
 /// Opens `o.connections` connections, at most `o.concurrency` handshakes at a time.
 async fn connect_all(o: &Options) -> Result<Vec<WebSocket>, BoxError> {
-    let config = Config::default()
+    let mut config = Config::default()
         .max_message_size(MAX_MESSAGE)
         .keepalive(None, None);
+    if !o.deflate {
+        // The peers do not implement permessage-deflate: offering it would make only the
+        // Ripple server compress.
+        config = config.compression(None);
+    }
     let mut sockets = Vec::with_capacity(o.connections);
     let mut pending = JoinSet::new();
     let mut started = 0;

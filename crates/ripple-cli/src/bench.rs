@@ -29,6 +29,7 @@ use crate::client_options::{ClientArgs, parse_url, with_compression};
 use crate::units::{parse_duration, parse_size};
 use connections::Opener;
 use output::{Progress, Report, progress_wanted};
+use payload::Verify;
 use schedule::Schedule;
 use stats::{Counter, Errors};
 
@@ -44,8 +45,6 @@ mod exit {
 
 /// The run length when neither --duration nor --count is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
-/// The generator's write buffer before a send waits for the socket (at least a window).
-const WRITE_BATCH: usize = 256 * 1024;
 /// The most bytes the generator reads at once.
 const READ_CHUNK: usize = 256 * 1024;
 /// How often the progress bar moves.
@@ -54,11 +53,14 @@ const PROGRESS_TICK: Duration = Duration::from_millis(200);
 const BENCH_HELP: &str = "\
 Modes:
   echo       -c connections, each with -p messages in flight, of -s bytes; every echo is
-             checked (payload, order). Latency: send to echo.
+             checked (type, length, order, and every byte unless --verify stamp). Latency:
+             send to echo.
   broadcast  --subscribers connect first, then --publishers; every published message must
              reach every subscriber (in order, intact). -p is each publisher's window of
              messages not yet received by all. Works on a raw broadcast endpoint such as the
-             chat_server example, which may prefix each message (e.g. '[12:00:00] ').
+             chat_server example, which may prefix each message (e.g. '[12:00:00] '), or,
+             with --channel NAME, on `ripple serve`'s /ws channel protocol (subscribe and
+             publish commands; deliveries are `message` pushes).
              Latency: send to each receive. messages = deliveries.
   connect    opens -c connections (-p connections handshaking at once); handshakes/s,
              handshake latency, and with --server-pid the server's memory per connection.
@@ -116,6 +118,11 @@ pub(crate) struct BenchArgs {
     #[arg(short = 'n', long)]
     count: Option<u64>,
 
+    /// Echo: compare every byte of each echo (full), or its type, length, stamp and last
+    /// bytes only (stamp)
+    #[arg(long, value_enum, default_value_t = Verify::Full)]
+    verify: Verify,
+
     /// Run unmeasured for this long first
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     warmup: Duration,
@@ -127,6 +134,11 @@ pub(crate) struct BenchArgs {
     /// Broadcast: publishing connections
     #[arg(long, default_value_t = 1)]
     publishers: usize,
+
+    /// Broadcast through `ripple serve`'s channel protocol (the /ws endpoint): subscribe to and
+    /// publish on this channel instead of using a raw broadcast endpoint
+    #[arg(long, value_name = "NAME")]
+    channel: Option<String>,
 
     /// Read the server's CPU time (and, in connect mode, memory) from /proc/PID
     #[arg(long, value_name = "PID")]
@@ -234,8 +246,10 @@ pub(crate) struct Plan {
     pub(crate) duration: Option<Duration>,
     pub(crate) count: Option<u64>,
     pub(crate) warmup: Duration,
+    pub(crate) verify: Verify,
     pub(crate) subscribers: usize,
     pub(crate) publishers: usize,
+    pub(crate) channel: Option<String>,
     pub(crate) server_pid: Option<u32>,
     pub(crate) settle: Duration,
     pub(crate) threads: usize,
@@ -248,11 +262,8 @@ impl Plan {
         // is off unless asked for, so that the figures are about framing.
         let mut config = Config::default()
             .max_message_size((args.size + 1024).max(1 << 20))
-            .keepalive(None, None)
-            // A whole window of messages goes out in one write, and comes in with few reads:
-            // the generator's cost per message must stay below the server's.
-            .write_buffer_high(WRITE_BATCH.max(args.size * args.pipeline));
-        //config.read_chunk = READ_CHUNK;
+            .keepalive(None, None);
+        config.read_chunk = READ_CHUNK;
         let config = with_compression(config, args.client.compression(false));
         let builder = args
             .client
@@ -271,12 +282,14 @@ impl Plan {
             connections: args.connections,
             pipeline: args.pipeline,
             size: args.size,
-            binary: args.binary,
+            binary: args.binary && args.channel.is_none(),
             duration,
             count: args.count,
             warmup: args.warmup,
+            verify: args.verify,
             subscribers: args.subscribers,
             publishers: args.publishers,
+            channel: args.channel.clone(),
             server_pid: args.server_pid,
             settle: args.settle,
             threads: args.threads,

@@ -1,11 +1,12 @@
-//! Log output on stderr through `tracing`: warnings by default, more with `-v`, and `RUST_LOG`
-//! wins when set.
+//! Log output on stderr through `tracing`: warnings by default (info for `serve`, a server's
+//! operator wants its start-up settings and refusals), more with `-v`, and `RUST_LOG` wins.
 
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber; `verbosity` counts `-v` flags.
-pub(crate) fn init(verbosity: u8) {
+pub(crate) fn init(verbosity: u8, server: bool) {
     let default = match verbosity {
+        0 if server => "info",
         0 => "warn",
         1 => "info",
         2 => "debug",

@@ -8,14 +8,16 @@ mod connect;
 mod failure;
 mod hex;
 mod logging;
+mod serve;
 mod style;
+mod token;
 mod units;
 
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-/// Ripple: WebSocket client, load generator and (soon) server.
+/// Ripple: real-time WebSocket server, client and load generator.
 #[derive(Parser, Debug)]
 #[command(name = "ripple", version, propagate_version = true)]
 struct Cli {
@@ -29,6 +31,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the real-time server: /echo, /chat, /ws channels, HTTP API, metrics, the page
+    Serve(serve::ServeArgs),
+    /// Mint a development token signed with the server's secret
+    Token(token::TokenArgs),
     /// Open a WebSocket connection: interactive on a terminal, one line per message in a pipe
     Connect(connect::ConnectArgs),
     /// Load-test a WebSocket server: echo, broadcast fan-out or handshakes, with checked replies
@@ -37,8 +43,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    logging::init(cli.verbose, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
+        Command::Serve(args) => serve::main(args),
+        Command::Token(args) => token::run(&args).map(|()| 0),
         Command::Connect(args) => connect::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -11,45 +11,49 @@ use ripple_server::Config;
 
 /// Options of `ripple serve`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8765]
     #[arg(long, env = "RIPPLE_BIND")]
-    pub bind: Option<SocketAddr>,
+    pub(crate) bind: Option<SocketAddr>,
     /// TOML configuration file (keys as in docs/operations.md)
     #[arg(long, env = "RIPPLE_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// HS256 secret for client tokens; without one the server runs in anonymous mode
     #[arg(long, env = "RIPPLE_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub(crate) jwt_secret: Option<String>,
     /// Key for the HTTP API (Authorization: Bearer <key>); without one the API answers 401
     #[arg(long, env = "RIPPLE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     /// Browser origin allowed to connect (repeatable); none listed allows any
-    #[arg(long = "allowed-origin", env = "RIPPLE_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub allowed_origins: Vec<String>,
+    #[arg(
+        long = "allowed-origin",
+        env = "RIPPLE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_origins: Vec<String>,
     /// Most connections at once
     #[arg(long, env = "RIPPLE_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
     /// Largest message accepted, in bytes
     #[arg(long, env = "RIPPLE_MAX_MESSAGE_SIZE")]
-    pub max_message_size: Option<usize>,
+    pub(crate) max_message_size: Option<usize>,
     /// Messages kept per channel for history and recovery
     #[arg(long, env = "RIPPLE_HISTORY_SIZE")]
-    pub history_size: Option<usize>,
+    pub(crate) history_size: Option<usize>,
     /// Seconds a message stays in history
     #[arg(long, env = "RIPPLE_HISTORY_TTL")]
-    pub history_ttl: Option<u64>,
+    pub(crate) history_ttl: Option<u64>,
     /// Publishes per second per connection (0 = unlimited)
     #[arg(long, env = "RIPPLE_PUBLISH_RATE")]
-    pub publish_rate: Option<u32>,
+    pub(crate) publish_rate: Option<u32>,
     /// Bytes queued per client before it is disconnected as a slow consumer
     #[arg(long, env = "RIPPLE_CLIENT_QUEUE_BYTES")]
-    pub client_queue_bytes: Option<usize>,
+    pub(crate) client_queue_bytes: Option<usize>,
 }
 
 impl ServeArgs {
     /// The configuration: file first, then environment and flags (clap already merged those).
-    pub fn config(&self) -> anyhow::Result<Config> {
+    pub(crate) fn config(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
@@ -76,13 +80,25 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server on a multi-threaded runtime (one worker per core) until SIGINT or SIGTERM.
+pub(crate) fn main(args: ServeArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))?;
+    Ok(0)
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
-    eprintln!("ripple serve: listening on http://{} (ws://{}/ws)", listener.local_addr()?, listener.local_addr()?);
+    eprintln!(
+        "ripple serve: listening on http://{} (ws://{}/ws)",
+        listener.local_addr()?,
+        listener.local_addr()?
+    );
     ripple_server::run(listener, config, shutdown_signal()).await?;
     Ok(())
 }
@@ -92,12 +108,10 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            let _ = interrupt.await;
+            return;
         };
         tokio::select! {
             _ = interrupt => {}
@@ -126,8 +140,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ripple-serve-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("ripple.toml");
-        std::fs::write(&file, "bind = \"127.0.0.1:9100\"\nhistory_size = 7\napi_key = \"from-file\"\n").unwrap();
-        let cli = Cli::parse_from(["x", "--config", file.to_str().unwrap(), "--history-size", "9"]);
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9100\"\nhistory_size = 7\napi_key = \"from-file\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "x",
+            "--config",
+            file.to_str().unwrap(),
+            "--history-size",
+            "9",
+        ]);
         let config = cli.serve.config().unwrap();
         assert_eq!(config.bind.port(), 9100);
         assert_eq!(config.history_size, 9);

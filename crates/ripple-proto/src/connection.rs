@@ -80,7 +80,7 @@ pub struct Connection {
     out: VecDeque<Bytes>,
     out_len: usize,
     scratch: BytesMut,
-    rng: Option<StdRng>,
+    rng: Option<Box<StdRng>>,
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
     failure: Option<ProtocolError>,
@@ -112,8 +112,8 @@ impl Connection {
     pub fn new(role: Role, config: Config) -> Self {
         let rng = match (role, config.mask_seed) {
             (Role::Server, _) => None,
-            (Role::Client, Some(seed)) => Some(StdRng::seed_from_u64(seed)),
-            (Role::Client, None) => Some(StdRng::from_os_rng()),
+            (Role::Client, Some(seed)) => Some(Box::new(StdRng::seed_from_u64(seed))),
+            (Role::Client, None) => Some(Box::new(StdRng::from_os_rng())),
         };
         Self {
             role,

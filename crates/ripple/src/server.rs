@@ -382,7 +382,8 @@ impl Conn {
         F: Future<Output = ()>,
     {
         let _ = tcp.set_nodelay(true);
-        let ws = match self.open(tcp).await {
+        // Boxed: the handshake's state would otherwise stay in every idle connection's task.
+        let ws = match Box::pin(self.open(tcp)).await {
             Ok(ws) => ws,
             Err(err) => {
                 tracing::debug!(%peer, "connection not opened: {err}");

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::{Buf, BufMut, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::io::poll_read_buf;
@@ -21,6 +21,10 @@ use crate::wake::WakeList;
 
 /// Read buffer capacity while no frame is in progress: an idle connection holds only this.
 const IDLE_READ: usize = 512;
+/// The most bytes read into the stack while the connection holds no read buffer.
+const IDLE_STACK_READ: usize = 4096;
+/// The longest frame header (RFC 6455 §5.2: 2 + 8 length bytes + 4 mask bytes).
+const MAX_HEADER: usize = 14;
 /// The most output chunks handed to one vectored write.
 const MAX_IOV: usize = 16;
 
@@ -191,13 +195,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         cx: &mut Context<'_>,
         config: &Config,
     ) -> Poll<io::Result<usize>> {
-        let want = self
-            .proto
-            .read_hint()
-            .clamp(self.read_size, config.read_chunk.max(IDLE_READ));
+        let hint = self.proto.read_hint();
+        let want = hint.clamp(self.read_size, config.read_chunk.max(IDLE_READ));
         let buf = self.proto.read_buffer();
-        buf.reserve(want);
-        let n = ready!(poll_read_buf(Pin::new(&mut self.io), cx, buf))?;
+        let n = if buf.capacity() == 0 {
+            // An idle connection holds no read buffer: wait on a stack buffer, copy what came.
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_STACK_READ];
+            let mut read = ReadBuf::uninit(&mut stack);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+            buf.extend_from_slice(read.filled());
+            read.filled().len()
+        } else if hint > 0 {
+            // Never read past the frame in progress: its payload then owns its allocation alone
+            // and the next frame starts in an empty buffer, so no partial frame is ever copied.
+            buf.reserve(hint);
+            ready!(poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                &mut buf.limit(hint)
+            ))?
+        } else {
+            // Room for the largest header too, so that a frame of `want` bytes fits.
+            buf.reserve(want + MAX_HEADER);
+            ready!(poll_read_buf(Pin::new(&mut self.io), cx, buf))?
+        };
         if n == 0 {
             self.eof = true;
         } else if n >= self.read_size {
@@ -209,9 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Called when a read would block with nothing buffered: drop the large read buffer so an
     /// idle connection holds no read memory.
     pub(crate) fn release_idle_buffers(&mut self) {
-        if self.proto.read_buffer().capacity() > IDLE_READ * 8 {
-            self.proto.release_buffers();
-        }
+        self.proto.release_buffers();
     }
 
     fn take_output(&mut self) {

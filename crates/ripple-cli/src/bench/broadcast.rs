@@ -55,6 +55,8 @@ struct Shared {
     subscribers: u32,
     size: usize,
     text: bool,
+    /// The channel of `ripple serve`'s protocol, when not on a raw broadcast endpoint.
+    channel: Option<String>,
     /// Subscribers that have seen the sync message.
     ready: AtomicUsize,
     latencies: Latencies,
@@ -83,10 +85,16 @@ pub(super) async fn run(plan: &Plan) -> anyhow::Result<Report> {
             subscribers.failed + publishers.failed
         );
     }
+    let mut subscriber_sockets = subscribers.sockets;
+    if let Some(channel) = &plan.channel {
+        for ws in &mut subscriber_sockets {
+            join_channel(ws, channel).await?;
+        }
+    }
     let shared = Arc::new(new_shared(plan));
     let (finish, finished) = watch::channel(false);
     let mut subscriber_tasks = JoinSet::new();
-    for (index, ws) in subscribers.sockets.into_iter().enumerate() {
+    for (index, ws) in subscriber_sockets.into_iter().enumerate() {
         subscriber_tasks.spawn(subscriber(index, ws, Arc::clone(&shared), finished.clone()));
     }
     let mut publisher_sockets = publishers.sockets;
@@ -137,6 +145,7 @@ fn new_shared(plan: &Plan) -> Shared {
         subscribers: u32::try_from(plan.subscribers).unwrap_or(u32::MAX),
         size: plan.size,
         text: !plan.binary,
+        channel: plan.channel.clone(),
         ready: AtomicUsize::new(0),
         latencies: Latencies::new(),
         deliveries: Counter::default(),
@@ -239,6 +248,12 @@ async fn drain(shared: &Shared) {
 
 impl Shared {
     fn message(&self, text: String) -> Message {
+        if let Some(channel) = &self.channel {
+            // The payload is plain ASCII without quotes or backslashes: no JSON escaping needed.
+            return Message::from(format!(
+                r#"{{"type":"publish","channel":"{channel}","data":"{text}"}}"#
+            ));
+        }
         if self.text {
             Message::from(text)
         } else {
@@ -294,7 +309,15 @@ async fn subscriber(
                 return None;
             }
         };
-        let stamp = match parse_broadcast(message.as_bytes(), shared.size) {
+        let payload = match &shared.channel {
+            Some(_) => message_data(message.as_bytes()),
+            None => Some(message.as_bytes()),
+        };
+        let Some(payload) = payload else {
+            shared.foreign.add(1);
+            continue;
+        };
+        let stamp = match parse_broadcast(payload, shared.size) {
             Received::Stamped(stamp) if (stamp.publisher as usize) < next.len() => stamp,
             Received::Sync if !synced => {
                 synced = true;
@@ -438,4 +461,61 @@ async fn publisher(
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Subscribes to `channel` on `ripple serve`'s /ws and waits for the `subscribed` reply.
+async fn join_channel(ws: &mut WebSocket, channel: &str) -> anyhow::Result<()> {
+    let command = format!(r#"{{"type":"subscribe","channel":"{channel}"}}"#);
+    ws.send(Message::from(command))
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribe: {}", describe_failure(&e)))?;
+    let give_up = Instant::now() + SYNC_WAIT;
+    loop {
+        let reply = timeout(give_up.saturating_duration_since(Instant::now()), ws.recv())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no `subscribed` reply within {SYNC_WAIT:?}: is this `ripple serve`'s /ws?"
+                )
+            })?
+            .map_err(|e| anyhow::anyhow!("subscribe: {}", describe_failure(&e)))?;
+        let Some(reply) = reply else {
+            anyhow::bail!("the server closed the connection instead of subscribing");
+        };
+        let text = reply.as_bytes();
+        if find(text, br#""type":"subscribed""#) {
+            return Ok(());
+        }
+        if find(text, br#""type":"error""#) {
+            anyhow::bail!("subscribe refused: {}", String::from_utf8_lossy(text));
+        }
+    }
+}
+
+/// The `data` string of a `message` push; `None` for anything else (replies, presence).
+fn message_data(push: &[u8]) -> Option<&[u8]> {
+    if !push.starts_with(br#"{"type":"message""#) {
+        return None;
+    }
+    let key = br#""data":""#;
+    let start = push.windows(key.len()).position(|w| w == key)? + key.len();
+    let len = push[start..].iter().position(|&b| b == b'"')?;
+    Some(&push[start..start + len])
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_data_finds_the_payload() {
+        let push =
+            br#"{"type":"message","channel":"b","offset":3,"epoch":"e","data":"~rb:1~..","ts":1}"#;
+        assert_eq!(message_data(push), Some(&b"~rb:1~.."[..]));
+        assert_eq!(message_data(br#"{"type":"published","offset":3}"#), None);
+    }
 }

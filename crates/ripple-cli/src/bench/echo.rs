@@ -37,8 +37,8 @@ struct Shared {
     messages: Counter,
     errors: Errors,
     pipeline: usize,
-    size: usize,
-    text: bool,
+    /// One ring of messages for every connection: fewer bytes to keep in cache.
+    payloads: EchoPayloads,
 }
 
 /// What a connection task hands back.
@@ -69,8 +69,7 @@ pub(super) async fn run(plan: &Plan) -> anyhow::Result<Report> {
         messages: Counter::default(),
         errors: Errors::default(),
         pipeline: plan.pipeline,
-        size: plan.size,
-        text: !plan.binary,
+        payloads: EchoPayloads::new(plan.size, !plan.binary, plan.pipeline, plan.verify),
     });
     let mut tasks = JoinSet::new();
     for (index, ws) in opened.sockets.into_iter().enumerate() {
@@ -129,7 +128,7 @@ fn report(
 /// nothing else touches it.)
 async fn connection(index: usize, ws: WebSocket, shared: Arc<Shared>) -> End {
     let (mut reader, mut writer) = ws.split();
-    let payloads = EchoPayloads::new(index, shared.size, shared.text, shared.pipeline);
+    let payloads = &shared.payloads;
     let window = Semaphore::new(shared.pipeline);
     let epoch = Instant::now();
     // Send times (nanoseconds since `epoch`) of the messages in flight, by sequence number
