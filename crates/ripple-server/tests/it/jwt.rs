@@ -191,7 +191,10 @@ async fn open_connection_is_closed_when_its_token_expires() {
     let error = a.expect("error").await;
     assert_eq!(error["code"], "token_expired", "{error}");
     assert_eq!(a.closed().await, TOKEN_EXPIRED);
-    assert!(started.elapsed() >= Duration::from_millis(500), "closed at expiry, not at once");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed at expiry, not at once"
+    );
 }
 
 #[tokio::test]
