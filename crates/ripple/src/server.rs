@@ -82,7 +82,8 @@ type Hook = dyn Fn(&Request) -> std::result::Result<Accept, Reject> + Send + Syn
 /// Runs the server side of the opening handshake.
 #[derive(Clone, Default)]
 pub struct Acceptor {
-    config: Config,
+    /// Shared by every connection this acceptor opens.
+    config: Arc<Config>,
     limits: Limits,
     protocols: Vec<String>,
     hook: Option<Arc<Hook>>,
@@ -96,7 +97,7 @@ impl Acceptor {
 
     /// Sets limits and timers for accepted connections.
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
@@ -193,7 +194,7 @@ impl Acceptor {
         Ok(WebSocket::from_shared(Shared::new(
             io,
             proto,
-            self.config.clone(),
+            Arc::clone(&self.config),
             info,
         )))
     }

@@ -33,7 +33,7 @@ const MAX_IOV: usize = 16;
 pub(crate) struct Shared<S> {
     inner: Mutex<Inner<S>>,
     pub(crate) write_wakers: Arc<WakeList>,
-    pub(crate) config: Config,
+    pub(crate) config: Arc<Config>,
     pub(crate) info: HandshakeInfo,
 }
 
@@ -68,7 +68,7 @@ impl<S> Shared<S> {
     pub(crate) fn new(
         io: S,
         proto: proto::Connection,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         info: HandshakeInfo,
     ) -> Self {
         let inner = Inner {
@@ -87,7 +87,7 @@ impl<S> Shared<S> {
         Self {
             inner: Mutex::new(inner),
             write_wakers: Arc::default(),
-            config,
+            config: config.into(),
             info,
         }
     }
