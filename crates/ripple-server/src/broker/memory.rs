@@ -256,6 +256,7 @@ impl Broker for MemoryBroker {
         data: &'a RawValue,
         from: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Published, BrokerError>> {
+        let started = Instant::now();
         let published = self.with_channel(channel, |ch| {
             let now = Instant::now();
             ch.offset += 1;
@@ -289,6 +290,7 @@ impl Broker for MemoryBroker {
                 offset: ch.offset,
             }
         });
+        self.metrics.fanout.record(started.elapsed());
         Metrics::add(&self.metrics.publications, 1);
         Box::pin(std::future::ready(Ok(published)))
     }

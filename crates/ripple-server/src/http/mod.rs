@@ -2,6 +2,8 @@
 //! health and metrics.
 
 pub mod api;
+pub mod page;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ripple::upgrade::{UpgradeError, WebSocketUpgrade};
 
@@ -18,13 +20,14 @@ use crate::metrics::Rejection;
 use crate::state::AppState;
 use crate::transport;
 
-/// The browser page (embedded: the server needs no files on disk).
-const INDEX_HTML: &str = include_str!("../../web/index.html");
-
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(page::index))
+        .route("/dashboard", get(page::dashboard))
+        .route("/ripple.js", get(page::ripple_js))
+        .route("/ripple.d.ts", get(page::ripple_dts))
+        .route("/assets/{name}", get(page::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/echo", get(echo))
@@ -34,11 +37,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/channels", get(api::channels))
         .route("/api/channels/{name}/presence", get(api::presence))
         .route("/api/channels/{name}/history", get(api::history))
+        .route("/api/stats", get(stats::stream))
         .with_state(state)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(INDEX_HTML)
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {

@@ -44,7 +44,9 @@ async fn root_serves_the_html_page_that_uses_ws() {
         "{response:?}"
     );
     assert!(response.body.starts_with("<!doctype html>"));
-    assert!(response.body.contains("new WebSocket(") && response.body.contains("\"/ws\""));
+    assert!(response.body.contains("/assets/chat.js"));
+    let script = http_get(server.addr, "/assets/chat.js", &[]).await;
+    assert!(script.body.contains("connect('/ws'"), "{script:?}");
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! Every limit hit on purpose: the offender gets the right code or status, everyone else is
 //! served.
 
-use ripple::{Acceptor, ClientBuilder, CloseCode, Config, Error, Message};
+use ripple::{Acceptor, ClientBuilder, CloseCode, Config, DeflateConfig, Error, Message, proto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    client_frame, echo, raw_exchange, raw_upgrade, read_close_code, start, upgrade_request,
+    client_frame, echo, raw_exchange, raw_upgrade, raw_upgrade_with, read_close_code, start,
+    upgrade_request,
 };
 
 #[tokio::test]
@@ -144,4 +145,29 @@ async fn silent_client_times_out_in_the_opening_handshake() {
     .await;
     assert!(matches!(read, Ok(Ok(0))), "the server hangs up: {read:?}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn rfc7692_compressed_bomb_closes_with_1009_and_others_keep_going() {
+    let server = start(Acceptor::new(), echo).await; // 1 MiB limit, compression on by default
+    let mut bystander = ripple::connect(&server.url("/")).await.unwrap();
+    assert!(bystander.is_compressed());
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+    let mut tcp = raw_upgrade_with(server.addr, offer).await;
+    // 10 MiB of zeros deflate to about 10 KiB: one small frame, far past the limit once inflated.
+    let mut config = DeflateConfig::default();
+    config.level = 9;
+    let bomb =
+        proto::extension::deflate::compress_standalone(&vec![0u8; 10 << 20], &config).unwrap();
+    assert!(bomb.len() < 64 * 1024, "{} compressed bytes", bomb.len());
+    tcp.write_all(&client_frame(0xc2, &bomb)).await.unwrap(); // FIN + RSV1 + binary
+    assert_eq!(read_close_code(&mut tcp).await, 1009);
+    bystander
+        .send(Message::from("x".repeat(4096)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bystander.recv().await.unwrap(),
+        Some(Message::from("x".repeat(4096)))
+    );
 }

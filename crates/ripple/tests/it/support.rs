@@ -83,8 +83,13 @@ pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
 
 /// Opens a raw TCP connection and completes the handshake; returns the stream after the 101.
 pub(crate) async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    raw_upgrade_with(addr, "").await
+}
+
+/// [`raw_upgrade`] with extra request header lines.
+pub(crate) async fn raw_upgrade_with(addr: SocketAddr, extra: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(upgrade_request("/", "").as_bytes())
+    tcp.write_all(upgrade_request("/", extra).as_bytes())
         .await
         .unwrap();
     let mut head = Vec::new();

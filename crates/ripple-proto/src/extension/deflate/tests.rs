@@ -166,7 +166,7 @@ fn zip_bomb_fails_with_1009_before_memory_grows() {
         ..DeflateConfig::default()
     };
     let bomb = compress_standalone(&vec![0u8; 10 << 20], &config).unwrap();
-    assert!(bomb.len() < 20_000, "{} compressed bytes", bomb.len());
+    assert!(bomb.len() < 128 * 1024, "{} compressed bytes", bomb.len());
     let mut c = server_with(TAKEOVER, 1 << 20);
     let mut frame = BytesMut::new();
     crate::frame::encode_frame(&mut frame, OpCode::Binary, true, RSV1, None, &bomb);

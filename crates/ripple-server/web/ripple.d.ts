@@ -1,0 +1,234 @@
+// Type declarations for ripple.js, the client for Ripple's channel protocol (docs/protocol.md).
+// The server serves them at /ripple.d.ts; the API is described in docs/ripple-js.md.
+
+export const VERSION: string;
+
+export const DEFAULTS: Readonly<{
+  minDelay: number;
+  maxDelay: number;
+  pingInterval: number;
+  pongTimeout: number;
+  timeout: number;
+  maxQueued: number;
+}>;
+
+/** Any JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A channel's stream position: the last message a client has. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** A message published on a channel. */
+export interface Message<T = Json> {
+  channel: string;
+  epoch: string;
+  /** Grows by one per publication on the channel (within one epoch). */
+  offset: number;
+  /** What the publisher sent, as it sent it. */
+  data: T;
+  /** The publisher's token `sub`; absent for anonymous publishers and the HTTP API. */
+  from?: string;
+  /** Publication time, Unix milliseconds. */
+  ts: number;
+}
+
+/** How a message reached `onMessage`. */
+export type MessageSource =
+  /** published while subscribed */
+  | 'live'
+  /** replayed by the server after a reconnect (recovery) */
+  | 'recovery'
+  /** one of the last messages fetched on subscribing (`recent`) */
+  | 'history';
+
+export interface DeliveredMessage<T = Json> extends Message<T> {
+  source: MessageSource;
+}
+
+/** A member of a channel (presence, join, leave). */
+export interface PresenceInfo {
+  channel?: string;
+  client: string;
+  /** The token's `sub` (JWT mode). */
+  user?: string;
+}
+
+/** `{ send, close }` over one connection: what a transport factory returns. */
+export interface TransportConnection {
+  name?: string;
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface TransportHandlers {
+  open(): void;
+  message(text: string): void;
+  close(info: { code: number; reason: string; wasClean?: boolean }): void;
+  error(error: unknown): void;
+}
+
+/** Opens one connection to `url`; called again for every reconnect. */
+export type Transport = (url: string, on: TransportHandlers) => TransportConnection;
+
+export interface TokenContext {
+  /** `initial`: no token yet; `expired`: the token's `exp` has passed; otherwise the server's refusal (`token_expired`, `invalid_token`, `no_token`). */
+  reason: 'initial' | 'expired' | 'token_expired' | 'invalid_token' | 'no_token';
+}
+
+export interface ClientOptions {
+  /** A JWT (JWT mode); sent in an `auth` command on every connection. */
+  token?: string;
+  /** Provides a token when there is none, when it expired, or when the server refused it. */
+  getToken?: (context: TokenContext) => string | Promise<string>;
+  /** The WebSocket class (default: the global one; in Node < 22, the `ws` package's). */
+  WebSocket?: unknown;
+  /** Replaces the WebSocket transport. */
+  transport?: Transport;
+  /** Reconnect backoff: the first retry waits 250–500 ms by default. */
+  minDelay?: number;
+  /** Reconnect backoff cap (default 20 000 ms). */
+  maxDelay?: number;
+  /** Send `ping` after this long without a message from the server (default 20 000 ms). */
+  pingInterval?: number;
+  /** Replace the connection when nothing arrives this long after a ping (default 10 000 ms). */
+  pongTimeout?: number;
+  /** For a command's reply, a connection attempt, and a getToken call (default 10 000 ms). */
+  timeout?: number;
+  /** Commands waiting for a connection (default 1000); more are rejected with `queue_full`. */
+  maxQueued?: number;
+  /** Listen to the browser's online/offline events (default true, where they exist). */
+  watchNetwork?: boolean;
+  /** Connect at once (default true). */
+  autoConnect?: boolean;
+}
+
+export interface SubscribeOptions<T = Json> {
+  onMessage?: (message: DeliveredMessage<T>) => void;
+  onJoin?: (info: PresenceInfo) => void;
+  onLeave?: (info: PresenceInfo) => void;
+  onSubscribed?: (event: SubscribedEvent) => void;
+  /** The server could not replay what was missed: some messages may be missing. */
+  onGap?: (event: GapEvent) => void;
+  /** The server refused the subscription (`forbidden`, `invalid_channel`, …). */
+  onError?: (error: RippleError) => void;
+  onUnsubscribed?: (event: { channel: string }) => void;
+  /** Start after this position (recover from it), e.g. one saved from an earlier page. */
+  since?: Position;
+  /** On the first subscribe, deliver up to this many of the channel's latest messages first. */
+  recent?: number;
+}
+
+export interface SubscribedEvent {
+  channel: string;
+  epoch: string;
+  /** The channel's newest offset at the subscription. */
+  offset: number;
+  recovered: boolean;
+  /** Whether `since` was sent (a resubscription, `recent`, or the `since` option). */
+  wasRecovering: boolean;
+  /** Whether this is a resubscription after a reconnect. */
+  resubscribed: boolean;
+  /** The position recovered from (null without `since`): with `recovered`, the messages after it up to `offset` follow, marked `recovery`. */
+  since: Position | null;
+}
+
+export interface GapEvent {
+  channel: string;
+  /** The position the client asked to recover from. */
+  since: Position;
+  /** Where the stream continues from. */
+  epoch: string;
+  offset: number;
+  /** `epoch`: the channel restarted (server restart, or swept); `expired`: older than the history keeps; `skipped`: offsets jumped. */
+  reason: 'epoch' | 'expired' | 'skipped';
+}
+
+export interface StateEvent {
+  state: 'connecting' | 'connected' | 'disconnected';
+  /** connecting: reconnect attempts so far (0 for the first connection). */
+  attempt?: number;
+  /** connected: this connection's id and the token's `sub`. */
+  client?: string | null;
+  user?: string | null;
+  transport?: string;
+  /** disconnected: the close code (1006 when the connection failed or was abandoned) and why. */
+  code?: number;
+  reason?: string;
+  willReconnect?: boolean;
+  /** disconnected with willReconnect: milliseconds until the next attempt, and when. */
+  delay?: number;
+  retryAt?: number;
+}
+
+export class RippleError extends Error {
+  /** The server's error code (`forbidden`, `token_expired`, …) or the client's (`timeout`, `disconnected`, `closed`, `queue_full`, `token_unavailable`, `already_subscribed`, `unsubscribed`). */
+  code: string;
+  channel?: string;
+  constructor(code: string, message: string, details?: { channel?: string });
+}
+
+interface Events<M> {
+  on<K extends keyof M>(event: K, listener: (arg: M[K]) => void): () => void;
+  once<K extends keyof M>(event: K, listener: (arg: M[K]) => void): () => void;
+  off<K extends keyof M>(event: K, listener: (arg: M[K]) => void): void;
+  listenerCount(event: keyof M): number;
+}
+
+export interface ClientEvents {
+  state: StateEvent;
+  connecting: StateEvent;
+  connected: StateEvent;
+  disconnected: StateEvent;
+  error: RippleError;
+}
+
+export interface SubscriptionEvents<T = Json> {
+  message: DeliveredMessage<T>;
+  join: PresenceInfo;
+  leave: PresenceInfo;
+  subscribed: SubscribedEvent;
+  gap: GapEvent;
+  error: RippleError;
+  unsubscribed: { channel: string };
+}
+
+export interface Client extends Events<ClientEvents> {}
+export class Client {
+  constructor(url: string, options?: ClientOptions);
+  readonly url: string;
+  state: 'connecting' | 'connected' | 'disconnected';
+  clientId: string | null;
+  user: string | null;
+  attempt: number;
+  readonly subscriptions: Map<string, Subscription>;
+  subscribe<T = Json>(channel: string, options?: SubscribeOptions<T>): Subscription<T>;
+  getSubscription(channel: string): Subscription | null;
+  publish(channel: string, data: Json): Promise<{ channel: string } & Position>;
+  presence(channel: string): Promise<PresenceInfo[]>;
+  history(channel: string, options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; messages: Message[] }>;
+  request(type: string, fields?: Record<string, Json | undefined>, options?: { timeout?: number }): Promise<any>;
+  close(): void;
+  reconnect(options?: { token?: string }): void;
+}
+
+export interface Subscription<T = Json> extends Events<SubscriptionEvents<T>> {}
+export class Subscription<T = Json> {
+  readonly channel: string;
+  state: 'subscribing' | 'subscribed' | 'unsubscribed' | 'failed';
+  /** The last message delivered: where a resubscription recovers from. */
+  position: Position | null;
+  stats: { delivered: number; duplicates: number; recovered: number; gaps: number; subscribes: number };
+  ready(): Promise<void>;
+  publish(data: T): Promise<{ channel: string } & Position>;
+  presence(): Promise<PresenceInfo[]>;
+  history(options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; messages: Message<T>[] }>;
+  unsubscribe(): Promise<void>;
+}
+
+export function connect(url: string, options?: ClientOptions): Client;
+export function backoff(attempt: number, options?: { minDelay?: number; maxDelay?: number }, random?: () => number): number;
+export function websocketTransport(WebSocket?: unknown): Transport;
+export function jwtExpired(token: string, now?: number): boolean;
