@@ -91,7 +91,7 @@ fn log_start(listener: &TcpListener, config: &Config) {
         .unwrap_or_default();
     tracing::info!(%addr, ?config.allowed_origins, config.max_connections, config.max_message_size,
         config.history_size, config.history_ttl_secs, config.client_queue_bytes, config.presence,
-        "ripple serve listening (endpoints: / /healthz /metrics /echo /chat /ws /api/…)");
+        "ripple serve listening (endpoints: / /dashboard /healthz /metrics /echo /chat /ws /api/…)");
     if config.jwt_secret.is_none() {
         tracing::warn!(
             "no jwt_secret configured: running in ANONYMOUS mode, every client may use every channel"
