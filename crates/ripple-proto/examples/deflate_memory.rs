@@ -12,24 +12,56 @@ const CONNECTIONS: usize = 1000;
 
 fn main() {
     let settings: [(&str, Agreed); 6] = [
-        ("no compression", Agreed { send_no_context: true, send_window: 0, recv_no_context: true, recv_window: 0 }),
-        ("default: server no context, client window 12", agreed(true, 15, false, 12)),
-        ("server no context, client window 15 (client did not offer a limit)", agreed(true, 15, false, 15)),
-        ("server no context, client window 9", agreed(true, 15, false, 9)),
-        ("context takeover both ways, windows 15/15", agreed(false, 15, false, 15)),
-        ("context takeover both ways, windows 12/12", agreed(false, 12, false, 12)),
+        (
+            "no compression",
+            Agreed {
+                send_no_context: true,
+                send_window: 0,
+                recv_no_context: true,
+                recv_window: 0,
+            },
+        ),
+        (
+            "default: server no context, client window 12",
+            agreed(true, 15, false, 12),
+        ),
+        (
+            "server no context, client window 15 (client did not offer a limit)",
+            agreed(true, 15, false, 15),
+        ),
+        (
+            "server no context, client window 9",
+            agreed(true, 15, false, 9),
+        ),
+        (
+            "context takeover both ways, windows 15/15",
+            agreed(false, 15, false, 15),
+        ),
+        (
+            "context takeover both ways, windows 12/12",
+            agreed(false, 12, false, 12),
+        ),
     ];
     // Each setting is measured in a fresh process: freed memory is not returned to the system,
     // so measuring one after another in the same process would undercount.
-    if let Some(index) = std::env::args().nth(1).and_then(|a| a.parse::<usize>().ok()) {
+    if let Some(index) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse::<usize>().ok())
+    {
         let Some((_, agreed)) = settings.get(index) else {
             return;
         };
-        let message = "{\"user\":\"alice\",\"text\":\"hello, everyone in the room\",\"ts\":1}".repeat(20);
+        let message =
+            "{\"user\":\"alice\",\"text\":\"hello, everyone in the room\",\"ts\":1}".repeat(20);
         let before = rss_kib();
-        let connections: Vec<Connection> = (0..CONNECTIONS).map(|_| exercise(*agreed, &message)).collect();
+        let connections: Vec<Connection> = (0..CONNECTIONS)
+            .map(|_| exercise(*agreed, &message))
+            .collect();
         let after = rss_kib();
-        print!("{:.1}", after.saturating_sub(before) as f64 / CONNECTIONS as f64);
+        print!(
+            "{:.1}",
+            after.saturating_sub(before) as f64 / CONNECTIONS as f64
+        );
         drop(connections);
         return;
     }
@@ -38,14 +70,28 @@ fn main() {
     };
     println!("| setting | KiB per connection |\n| --- | --- |");
     for (index, (name, _)) in settings.iter().enumerate() {
-        let output = std::process::Command::new(&program).arg(index.to_string()).output();
-        let figure = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let output = std::process::Command::new(&program)
+            .arg(index.to_string())
+            .output();
+        let figure = output
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         println!("| {name} | {figure} |");
     }
 }
 
-fn agreed(send_no_context: bool, send_window: u8, recv_no_context: bool, recv_window: u8) -> Agreed {
-    Agreed { send_no_context, send_window, recv_no_context, recv_window }
+fn agreed(
+    send_no_context: bool,
+    send_window: u8,
+    recv_no_context: bool,
+    recv_window: u8,
+) -> Agreed {
+    Agreed {
+        send_no_context,
+        send_window,
+        recv_no_context,
+        recv_window,
+    }
 }
 
 /// A server connection that received one compressed message and sent one.
@@ -54,7 +100,11 @@ fn exercise(agreed: Agreed, message: &str) -> Connection {
     let mut server = if agreed.send_window == 0 {
         Connection::new(Role::Server, Config::default())
     } else {
-        Connection::with_extension(Role::Server, Config::default(), Box::new(Deflate::new(agreed, &config)))
+        Connection::with_extension(
+            Role::Server,
+            Config::default(),
+            Box::new(Deflate::new(agreed, &config)),
+        )
     };
     let peer = Agreed {
         send_no_context: agreed.recv_no_context,
@@ -65,7 +115,11 @@ fn exercise(agreed: Agreed, message: &str) -> Connection {
     let mut client = if agreed.send_window == 0 {
         Connection::new(Role::Client, Config::default().mask_seed(1))
     } else {
-        Connection::with_extension(Role::Client, Config::default().mask_seed(1), Box::new(Deflate::new(peer, &config)))
+        Connection::with_extension(
+            Role::Client,
+            Config::default().mask_seed(1),
+            Box::new(Deflate::new(peer, &config)),
+        )
     };
     let _ = client.send_text(message);
     while let Some(bytes) = client.poll_transmit() {
@@ -80,6 +134,10 @@ fn exercise(agreed: Agreed, message: &str) -> Connection {
 
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4
 }
