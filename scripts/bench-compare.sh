@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# Side-by-side loopback echo benchmark: Ripple, tokio-tungstenite and fastwebsockets servers in
-# one run (method and latest results: docs/benchmarks.md).
+# Side-by-side loopback echo benchmark: Ripple, tokio-tungstenite and fastwebsockets servers, and
+# Python `websockets` and Node `ws` where their installers succeed, in one run, loaded by
+# `ripple bench` (method and latest results: docs/benchmarks.md).
 #
 # usage: scripts/bench-compare.sh [--quick] [--reps N] [--no-build] [--callgrind]
-# Builds   cargo build --release --locked -p ripple-bench-peers -p ripple-bench-load
+# Builds   cargo build --release --locked -p ripple-bench-peers -p ripple-cli
+# Installs scripts/install/python.sh and scripts/install/node.sh (idempotent; a server whose
+#          installer fails is left out, with a note)
 # then, REPS times (default 3), for each server in turn (ripple, tungstenite, fastwebsockets,
-# ripple, ... so that slow drifts of a noisy machine hit all three alike):
-#   start it on a free 127.0.0.1 port, run echo-load with
-#     small  32-byte binary messages,  C=50 connections, P=16 in flight each, 4000 per connection
-#     large  64 KiB binary messages,   C=8 connections,  P=4 in flight each,  2000 per connection
-#   stop it; start a fresh one; open 10,000 idle connections and read its VmRSS; stop it.
-# Server on CPU 0, load generator on CPU 1 (taskset), when taskset exists and nproc >= 2. Every
-# server runs tokio's current-thread runtime. Prints the median of the REPS runs per server and
-# the ratios Ripple / peer; never compare absolute numbers across runs, only ratios within one.
-#   --quick     one repetition of tiny runs (C=10 P=8 1000/conn; C=4 P=2 100/conn; 1000 idle),
-#               under a minute once built (a smoke test for CI)
+# python, node, ripple, ... so that slow drifts of a noisy machine hit all of them alike):
+#   start it on a free 127.0.0.1 port, run `ripple bench --json` with
+#     small  32-byte binary messages, -c 50 -p 16, 200,000 messages in all, after a 1 s warm-up
+#     large  64 KiB binary messages,  -c 8 -p 4,   16,000 messages in all
+#   stop it; start a fresh one; `ripple bench -m connect` opens 10,000 idle connections and
+#   reads its VmRSS growth; stop it.
+# Server on CPU 0, load generator on CPU 1 (taskset), when taskset exists and nproc >= 2. The Rust
+# servers run tokio's current-thread runtime; Python and Node are single-threaded event loops.
+# Prints the median of the REPS runs per server and the ratios Ripple / peer; never compare
+# absolute numbers across runs, only ratios within one.
+#   --quick     one repetition of tiny runs (small 20,000 messages at -c 10 -p 8; large 1,000 at
+#               -c 4 -p 2; 1000 idle), under a minute once built (a smoke test for CI)
 #   --reps N    repetitions (default 3; 1 with --quick)
-#   --no-build  use the binaries already in target/release
-#   --callgrind instead of timing, count each server's user-space instructions per echoed
+#   --no-build  use the binaries already in target/release (the installers still run)
+#   --callgrind instead of timing, count each Rust server's user-space instructions per echoed
 #               message under valgrind's callgrind (deterministic where timings are noisy; the
 #               kernel's share, most of the CPU time on loopback, is not counted): the
 #               difference between a run of (NA) and of (NB) messages per connection, so that
@@ -26,7 +31,9 @@
 # server or a load run failed, 2 when the build failed.
 #
 # env: BENCH_OUT      directory for logs and raw results (default out/bench)
-#      BENCH_SERVERS  servers to run (default "ripple tungstenite fastwebsockets")
+#      BENCH_SERVERS  servers to run (default "ripple tungstenite fastwebsockets python node";
+#                     python and node only when installed)
+#      RIPPLE_PY_VENV the Python venv (default ~/.cache/ripple/py, as scripts/install/python.sh)
 set -euo pipefail
 RP_TAG="bench"
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -52,21 +59,21 @@ cd "$RP_ROOT"
 # --- parameters ------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
     REPS="${REPS:-1}"
-    SMALL=(-c 10 -p 8 -s 32 -n 1000)
-    LARGE=(-c 4 -p 2 -s 65536 -n 100)
+    SMALL=(-c 10 -p 8 -s 32 -n 20000 --warmup 200ms)
+    LARGE=(-c 4 -p 2 -s 64k -n 1000)
     IDLE_CONNS=1000
 else
     REPS="${REPS:-3}"
-    SMALL=(-c 50 -p 16 -s 32 -n 4000)
-    LARGE=(-c 8 -p 4 -s 65536 -n 2000)
+    SMALL=(-c 50 -p 16 -s 32 -n $((50 * 4000)) --warmup 1s)
+    LARGE=(-c 8 -p 4 -s 64k -n $((8 * 2000)))
     IDLE_CONNS=10000
 fi
 case "$REPS" in ''|*[!0-9]*|0) rp_die "--reps needs a positive number" ;; esac
-read -r -a SERVERS <<< "${BENCH_SERVERS:-ripple tungstenite fastwebsockets}"
+read -r -a SERVERS <<< "${BENCH_SERVERS:-ripple tungstenite fastwebsockets python node}"
 OUT="${BENCH_OUT:-out/bench}"
 RESULTS="$OUT/results.txt"
-LOAD_TIMEOUT=120          # seconds for one echo-load run (it also bounds itself)
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+LOAD_TIMEOUT=180          # seconds for one `ripple bench` run
+PY_VENV="${RIPPLE_PY_VENV:-$HOME/.cache/ripple/py}"
 
 # Idle connections need a descriptor each, in the server and in the load generator.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -82,36 +89,67 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     PINNING="server on CPU 0, load generator on CPU 1 (taskset)"
 fi
 
+mkdir -p "$OUT"
+rm -f "$OUT"/*.log "$OUT.install.log" "$RESULTS" "$OUT/results.jsonl"
+
 # --- build -----------------------------------------------------------------------------------
 BIN="${CARGO_TARGET_DIR:-target}/release"
 if [ "$BUILD" = 1 ]; then
-    rp_log "cargo build --release --locked -p ripple-bench-peers -p ripple-bench-load"
+    rp_log "cargo build --release --locked -p ripple-bench-peers -p ripple-cli"
     RP_DIE_STATUS=2 # a failed build
-    cargo build --release --locked -p ripple-bench-peers -p ripple-bench-load ||
+    cargo build --release --locked -p ripple-bench-peers -p ripple-cli ||
         rp_die "building the benchmark failed"
 fi
 RP_DIE_STATUS=1 # from here on, a failed server or load run
-for b in echo-load "${SERVERS[@]/%/-echo}"; do
-    [ -x "$BIN/$b" ] || rp_die "$BIN/$b is missing (build it, or drop --no-build)"
-done
+[ -x "$BIN/ripple" ] || rp_die "$BIN/ripple is missing (build it, or drop --no-build)"
 
-mkdir -p "$OUT"
-rm -f "$OUT"/*.log "$RESULTS"
+# The interpreted peers: installed (idempotently) here, left out with a note when that fails.
+# Callgrind counts only the Rust servers (an interpreter's instructions say little).
+KEPT=()
+for name in "${SERVERS[@]}"; do
+    case "$name" in
+        python|node)
+            if [ "$CALLGRIND" = 1 ]; then
+                rp_log "--callgrind: leaving out $name"
+            elif "scripts/install/$name.sh" --quiet >>"$OUT.install.log" 2>&1; then
+                KEPT+=("$name")
+            else
+                rp_log "scripts/install/$name.sh failed (see $OUT.install.log): leaving out $name"
+            fi
+            continue ;;
+    esac
+    [ -x "$BIN/$name-echo" ] || rp_die "$BIN/$name-echo is missing (build it, or drop --no-build)"
+    KEPT+=("$name")
+done
+SERVERS=("${KEPT[@]}")
+[ "${#SERVERS[@]}" -gt 0 ] || rp_die "no server to run"
+
 SERVER_PID=""
 trap 'rp_stop_pid "$SERVER_PID"' EXIT
 
 # --- one server, one load run ----------------------------------------------------------------
-# start_server NAME LOGTAG: sets SERVER_PID and SERVER_PORT.
+# server_cmd NAME: sets SERVER_CMD (the command, without its address argument) and SERVER_PATH.
+server_cmd() {
+    case "$1" in
+        python) SERVER_CMD=("$PY_VENV/bin/python" -u tests/interop/py_server.py); SERVER_PATH=/echo ;;
+        node) SERVER_CMD=(node tests/interop/node_server.mjs); SERVER_PATH=/echo ;;
+        *) SERVER_CMD=("$BIN/$1-echo"); SERVER_PATH=/ ;;
+    esac
+}
+
+# start_server NAME LOGTAG: sets SERVER_PID, SERVER_PORT and URL.
 start_server() {
-    local name="$1" log="$OUT/$1-echo.$2.log"
+    local name="$1" log="$OUT/$1.$2.log"
+    server_cmd "$name"
     SERVER_PORT="$(rp_free_port)" || rp_die "no free port"
     # Emptied here, not by the background redirection: that one may run only after the wait
     # below has read an old "listening".
     : >"$log"
-    "${SERVER_PIN[@]}" "$BIN/$name-echo" "127.0.0.1:$SERVER_PORT" >"$log" 2>&1 &
+    "${SERVER_PIN[@]}" "${SERVER_CMD[@]}" "127.0.0.1:$SERVER_PORT" >"$log" 2>&1 &
     SERVER_PID=$!
-    rp_wait_line "$log" "listening" 10 "$SERVER_PID" ||
-        rp_die "$name-echo did not start (see $log)"
+    rp_wait_line "$log" "listening" 20 "$SERVER_PID" ||
+        rp_die "the $name server did not start (see $log)"
+    URL="ws://127.0.0.1:$SERVER_PORT$SERVER_PATH"
 }
 
 stop_server() {
@@ -119,17 +157,37 @@ stop_server() {
     SERVER_PID=""
 }
 
-# load NAME KIND ARGS...: one echo-load run against the running server; its RESULT line, tagged
-# with the server and the kind of run, goes to $RESULTS.
+# load NAME KIND ARGS...: one `ripple bench --json` run against the running server (URL); its
+# JSON goes to results.jsonl, and a RESULT line of the figures used here, tagged with the server
+# and the kind of run, to $RESULTS. No compression offered: the Rust peers do not implement it,
+# and Ripple's, Python's and Node's servers would compress if offered.
 load() {
-    local name="$1" kind="$2" line
+    local name="$1" kind="$2" json line
     shift 2
-    line="$(timeout $((LOAD_TIMEOUT + 10)) "${CLIENT_PIN[@]}" "$BIN/echo-load" "$@" \
-        --server-pid "$SERVER_PID" --clk-tck "$CLK_TCK" --timeout "$LOAD_TIMEOUT" \
-        --label "$name" 2>>"$OUT/echo-load.log" | grep '^RESULT ')" ||
-        rp_die "echo-load $kind against $name-echo failed (see $OUT/echo-load.log)"
-    kill -0 "$SERVER_PID" 2>/dev/null || rp_die "$name-echo died during the $kind run"
-    echo "${line/RESULT /RESULT kind=$kind }" | tee -a "$RESULTS"
+    json="$(timeout "$LOAD_TIMEOUT" "${CLIENT_PIN[@]}" "$BIN/ripple" bench "$URL" "$@" \
+        --no-compress --server-pid "$SERVER_PID" --json --no-progress 2>>"$OUT/ripple-bench.log")" ||
+        rp_die "ripple bench ($kind) against $name failed (see $OUT/ripple-bench.log)"
+    kill -0 "$SERVER_PID" 2>/dev/null || rp_die "the $name server died during the $kind run"
+    echo "$json" >>"$OUT/results.jsonl"
+    line="$(python3 -c '
+import json, sys
+j = json.loads(sys.argv[3])
+lat = j.get("latency_us") or {}
+f = {"label": sys.argv[1], "kind": sys.argv[2], "errors": j.get("errors")}
+for k in ("messages_per_sec", "mb_per_sec", "server_cpu_us_per_msg", "client_cpu_us_per_msg",
+          "server_rss_kib_per_conn", "handshakes_per_sec"):
+    if j.get(k) is not None:
+        f[k] = j[k]
+for k in ("p50", "p99"):
+    if lat.get(k) is not None:
+        f[k] = lat[k]
+print("RESULT " + " ".join("%s=%s" % kv for kv in f.items()))
+' "$name" "$kind" "$json")" || rp_die "cannot read the JSON of ripple bench: $json"
+    echo "$line" | tee -a "$RESULTS"
+}
+
+python_ver() {
+    [ -x "$PY_VENV/bin/python" ] && "$PY_VENV/bin/python" -c 'import websockets; print(websockets.__version__)' 2>/dev/null
 }
 
 machine() {
@@ -138,11 +196,12 @@ machine() {
     echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine:  $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
     echo "pinning:  $PINNING"
-    echo "runtime:  tokio current_thread in every server; the load generator is Ripple's client, current_thread"
+    echo "servers:  ${SERVERS[*]}"
+    echo "runtime:  tokio current_thread in the Rust servers; Python websockets $(python_ver) and Node $(node --version 2>/dev/null) ws single-threaded; the load generator is \`ripple bench\`, one current_thread runtime"
     if [ "$CALLGRIND" = 1 ]; then
         echo "runs:     callgrind, one server at a time; small ${CG_SMALL[*]}; large ${CG_LARGE[*]} (conns pipeline size NA NB)"
     else
-        echo "runs:     $REPS repetition(s), interleaved; small ${SMALL[*]}; large ${LARGE[*]}; idle $IDLE_CONNS connections"
+        echo "runs:     $REPS repetition(s), interleaved; small ${SMALL[*]}; large ${LARGE[*]}; idle -m connect -c $IDLE_CONNS -p 128 --settle 1s"
     fi
 }
 
@@ -151,7 +210,7 @@ machine() {
 # dumps stay in $OUT/cg.NAME.KIND.out.{1,2}.
 callgrind_run() {
     local name="$1" kind="$2" c="$3" p="$4" size="$5" na="$6" nb="$7" log ir_a ir_b n
-    local cg="$OUT/cg.$name.$kind.out" url
+    local cg="$OUT/cg.$name.$kind.out"
     log="$OUT/$name-echo.callgrind.$kind.log"
     SERVER_PORT="$(rp_free_port)" || rp_die "no free port"
     : >"$log"
@@ -159,11 +218,11 @@ callgrind_run() {
         --callgrind-out-file="$cg" "$BIN/$name-echo" "127.0.0.1:$SERVER_PORT" >"$log" 2>&1 &
     SERVER_PID=$!
     rp_wait_line "$log" "listening" 60 "$SERVER_PID" || rp_die "$name-echo did not start under valgrind"
-    url="ws://127.0.0.1:$SERVER_PORT/"
-    cg_load() {
-        timeout $((LOAD_TIMEOUT + 10)) "$BIN/echo-load" echo "$url" -c "$c" -p "$p" -s "$size" \
-            -n "$1" -w 0 --binary --timeout "$LOAD_TIMEOUT" --label "$name" \
-            >>"$OUT/echo-load.log" 2>&1 || rp_die "echo-load against $name-echo under callgrind failed"
+    URL="ws://127.0.0.1:$SERVER_PORT/"
+    cg_load() {  # MESSAGES_PER_CONNECTION
+        timeout "$LOAD_TIMEOUT" "$BIN/ripple" bench "$URL" -c "$c" -p "$p" -s "$size" \
+            -n $(($1 * c)) --binary --no-compress --json --no-progress \
+            >>"$OUT/ripple-bench.log" 2>&1 || rp_die "ripple bench against $name-echo under callgrind failed"
     }
     cg_load 2
     timeout 60 callgrind_control -z "$SERVER_PID" >/dev/null || rp_die "callgrind_control -z failed"
@@ -239,13 +298,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
     for name in "${SERVERS[@]}"; do
         rp_log "repetition $rep/$REPS: $name"
         start_server "$name" "echo.$rep"
-        url="ws://127.0.0.1:$SERVER_PORT/"
-        load "$name" small echo "$url" "${SMALL[@]}" --binary
-        load "$name" large echo "$url" "${LARGE[@]}" --binary
+        load "$name" small "${SMALL[@]}" --binary
+        load "$name" large "${LARGE[@]}" --binary
         stop_server
         # A fresh process, so that buffers freed by the echo runs do not hide idle memory.
         start_server "$name" "idle.$rep"
-        load "$name" idle idle "ws://127.0.0.1:$SERVER_PORT/" -c "$IDLE_CONNS" --concurrency 128
+        load "$name" idle -m connect -c "$IDLE_CONNS" -p 128 --settle 1s
         stop_server
     done
 done
@@ -281,24 +339,23 @@ function ratio(metric, peer,    r, lo, hi, i, q, n) {
     delete kv
     for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
     s = kv["label"]; k = kv["kind"]; n = ++count[s, k]; if (n > reps) reps = n
-    if (k == "idle") add(s, "idle_kib", kv["kib_per_conn"], n)
+    if (k == "idle") add(s, "idle_kib", kv["server_rss_kib_per_conn"], n)
     else {
-        add(s, k "_rate", kv["msgs_per_s"], n)
-        # --quick: runs too short for 10 ms ticks; schedstat (ns) stands in where there is one.
-        cpu = (quick && kv["server_sched_us_per_msg"] > 0) ? kv["server_sched_us_per_msg"] : kv["server_cpu_us_per_msg"]
-        add(s, k "_cpu", cpu, n)
-        add(s, k "_mbs", kv["mb_per_s"], n)
-        add(s, k "_user", kv["server_user_us_per_msg"], n)
-        add(s, k "_sys", kv["server_sys_us_per_msg"], n)
+        add(s, k "_rate", kv["messages_per_sec"], n)
+        add(s, k "_cpu", kv["server_cpu_us_per_msg"], n)
+        add(s, k "_mbs", kv["mb_per_sec"], n)
+        add(s, k "_gen", kv["client_cpu_us_per_msg"], n)
+        add(s, k "_p50", kv["p50"], n)
+        add(s, k "_p99", kv["p99"], n)
     }
 }
-function add(s, metric, v, n) { list[s, metric] = list[s, metric] " " v; val[s, metric, n] = v }
+function add(s, metric, v, n) { if (v == "") return; list[s, metric] = list[s, metric] " " v; val[s, metric, n] = v }
 END {
     ns = split(servers, names, " "); S0 = names[1]
-    split("small_rate small_cpu small_user small_sys large_rate large_mbs large_cpu large_user large_sys idle_kib", metrics, " ")
+    split("small_rate small_cpu small_gen small_p50 small_p99 large_rate large_mbs large_cpu large_gen large_p50 large_p99 idle_kib", metrics, " ")
     for (i = 1; i <= ns; i++) for (m in metrics) med[names[i], metrics[m]] = median(list[names[i], metrics[m]])
-    printf "medians of %d repetition(s); CPU = server utime+stime per echoed message\n", reps
-    if (quick) print "(--quick: a smoke test; CPU from /proc/PID/schedstat, as these runs are too short for 10 ms ticks)"
+    printf "medians of %d repetition(s); CPU = server utime+stime per echoed message (ripple bench --server-pid)\n", reps
+    if (quick) print "(--quick: a smoke test; its runs are too short for CPU figures in 10 ms ticks to mean much)"
     printf "%-16s %12s %12s %12s %10s %12s %12s\n", "server", "32B msgs/s", "32B CPU us", "64K msgs/s", "64K MB/s", "64K CPU us", "KiB/idle"
     for (i = 1; i <= ns; i++) {
         s = names[i]
@@ -306,12 +363,12 @@ END {
             fmt(med[s, "large_rate"], 0), fmt(med[s, "large_mbs"], 1), fmt(med[s, "large_cpu"], 2), fmt(med[s, "idle_kib"], 2)
     }
     print ""
-    print "server CPU per message split into user and system (kernel) time, us"
-    printf "%-16s %12s %12s %12s %12s\n", "server", "32B user", "32B system", "64K user", "64K system"
+    print "latency (send to echo, us) and the load generator'"'"'s own CPU per message (us)"
+    printf "%-16s %12s %12s %12s %12s %12s %12s\n", "server", "32B p50", "32B p99", "64K p50", "64K p99", "32B gen CPU", "64K gen CPU"
     for (i = 1; i <= ns; i++) {
         s = names[i]
-        printf "%-16s %12s %12s %12s %12s\n", s, fmt(med[s, "small_user"], 3), fmt(med[s, "small_sys"], 3), \
-            fmt(med[s, "large_user"], 2), fmt(med[s, "large_sys"], 2)
+        printf "%-16s %12s %12s %12s %12s %12s %12s\n", s, fmt(med[s, "small_p50"], 0), fmt(med[s, "small_p99"], 0), \
+            fmt(med[s, "large_p50"], 0), fmt(med[s, "large_p99"], 0), fmt(med[s, "small_gen"], 3), fmt(med[s, "large_gen"], 2)
     }
     if (ns < 2) exit
     print ""
