@@ -4,16 +4,19 @@
 # usage: scripts/ci.sh            (from any directory)
 # Steps, cheapest first, failing fast:
 #   fmt         cargo fmt --all -- --check
-#   clippy      cargo clippy --workspace --all-targets --locked -- -D warnings
+#   clippy      cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 #   boundary    ripple-proto's normal dependencies include none of tokio, futures, futures-util,
 #               hyper, axum, mio (cargo tree -p ripple-proto -e normal --all-features)
 #   nextest     installs cargo-nextest if missing (cargo install cargo-nextest --locked)
-#   tests       cargo nextest run --workspace --locked
-#   doctests    cargo test --doc --workspace --locked
+#   tests       cargo nextest run --workspace --all-features --locked
+#   doctests    cargo test --doc --workspace --all-features --locked
 #   fuzz-build  cargo check --manifest-path fuzz/Cargo.toml   (only if fuzz/Cargo.toml exists)
 #   autobahn    scripts/autobahn.sh all      (Autobahn|TestSuite, both roles, against the baseline)
 #   interop     scripts/interop.sh           (Python websockets and Node ws peers)
-#   browser     scripts/browser.sh           (headless Chromium against Ripple's interop_server)
+#   browser     scripts/browser.sh           (headless Chromium: chat page, dashboard, ripple.js)
+#   channels-py scripts/channels-py.sh       (Python client: channels, recovery with since)
+#   cli         scripts/cli.sh               (ripple connect in tmux, pipe mode against peers)
+#   bench-smoke scripts/bench-compare.sh --quick (Ripple beside peer servers, one short run)
 # Each step prints a header and its duration; the end is a table of step timings. Exit status:
 # that of the first failing step (named in the last lines), 0 when all pass.
 set -euo pipefail
@@ -113,5 +116,6 @@ step interop bash scripts/interop.sh
 step browser bash scripts/browser.sh
 step channels-py bash scripts/channels-py.sh
 step cli bash scripts/cli.sh
+step bench-smoke bash scripts/bench-compare.sh --quick
 summary
 echo "ci: all ${#NAMES[@]} steps passed"
