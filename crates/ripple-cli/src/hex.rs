@@ -30,7 +30,7 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("{c:?} is not a hex digit"))
         })
         .collect::<Result<_, _>>()?;
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "odd number of hex digits ({}): each byte takes two",
             digits.len()

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use ripple_server::Config;
+use ripple_server::config::BrokerConfig;
 
 /// Options of `ripple serve`.
 #[derive(Debug, Args)]
@@ -49,6 +50,10 @@ pub(crate) struct ServeArgs {
     /// Bytes queued per client before it is disconnected as a slow consumer
     #[arg(long, env = "RIPPLE_CLIENT_QUEUE_BYTES")]
     pub(crate) client_queue_bytes: Option<usize>,
+    /// Where channels, history and presence live: "memory" (this process) or
+    /// redis://HOST:PORT/DB (shared by every node on that Redis) [default: memory]
+    #[arg(long, env = "RIPPLE_BROKER", hide_env_values = true)]
+    pub(crate) broker: Option<BrokerConfig>,
 }
 
 impl ServeArgs {
@@ -70,6 +75,7 @@ impl ServeArgs {
         set(&mut config.history_ttl_secs, self.history_ttl);
         set(&mut config.publish_rate, self.publish_rate);
         set(&mut config.client_queue_bytes, self.client_queue_bytes);
+        set(&mut config.broker, self.broker.clone());
         Ok(config)
     }
 }
@@ -156,6 +162,27 @@ mod tests {
         assert_eq!(config.bind.port(), 9100);
         assert_eq!(config.history_size, 9);
         assert_eq!(config.api_key.as_deref(), Some("from-file"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn broker_comes_from_the_file_then_the_flag() {
+        let dir = std::env::temp_dir().join(format!("ripple-broker-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ripple.toml");
+        std::fs::write(&file, "broker = \"redis://127.0.0.1:6379/1\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = Cli::parse_from(["x", "--config", path])
+            .serve
+            .config()
+            .unwrap();
+        assert_eq!(
+            from_file.broker,
+            BrokerConfig::Redis("redis://127.0.0.1:6379/1".into())
+        );
+        let flag = Cli::parse_from(["x", "--config", path, "--broker", "memory"]);
+        assert_eq!(flag.serve.config().unwrap().broker, BrokerConfig::Memory);
+        assert!(Cli::try_parse_from(["x", "--broker", "redis:/oops"]).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

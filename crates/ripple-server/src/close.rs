@@ -10,3 +10,6 @@ pub const TOKEN_EXPIRED: CloseCode = CloseCode(4002);
 pub const AUTH_TIMEOUT: CloseCode = CloseCode(4003);
 /// The client did not read fast enough: its outbound queue filled up.
 pub const SLOW_CONSUMER: CloseCode = CloseCode(4008);
+/// The channel lost state under the subscriber (the broker's history was lost, or a gap is
+/// older than history keeps): subscribe again with `since` to learn `recovered: false`.
+pub const STATE_LOST: CloseCode = CloseCode(4009);

@@ -1,8 +1,10 @@
 //! Server configuration: defaults that need no outside service, overridden by a TOML file,
 //! then environment variables, then flags (the command line applies those in that order).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -43,6 +45,12 @@ pub struct Config {
     pub ping_interval_secs: u64,
     /// Drain time on shutdown, in seconds (default 5).
     pub shutdown_timeout_secs: u64,
+    /// Where channels, history and presence live: `"memory"` (default, this process only) or
+    /// `redis://HOST:PORT/DB`, shared by every node on that Redis.
+    pub broker: BrokerConfig,
+    /// Redis broker: how long a node's clients stay in presence after the node stopped
+    /// heartbeating (it heartbeats every third of it), in seconds (default 10).
+    pub presence_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -63,8 +71,88 @@ impl Default for Config {
             auth_timeout_secs: 10,
             ping_interval_secs: 20,
             shutdown_timeout_secs: 5,
+            broker: BrokerConfig::Memory,
+            presence_ttl_secs: 10,
         }
     }
+}
+
+/// Which broker carries fan-out, history and presence. Parsed from `"memory"` or a
+/// `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` URL; shown (`Display`, `Debug`, logs) without
+/// the password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum BrokerConfig {
+    /// In this process (the default): one node.
+    #[default]
+    Memory,
+    /// Redis at this URL: many nodes.
+    Redis(String),
+}
+
+/// A `broker` value that is neither `memory` nor a usable `redis://` URL.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("invalid broker {given:?}: {why} (expected \"memory\" or redis://HOST:PORT/DB)")]
+pub struct BrokerConfigError {
+    given: String,
+    why: String,
+}
+
+impl FromStr for BrokerConfig {
+    type Err = BrokerConfigError;
+
+    fn from_str(given: &str) -> Result<Self, Self::Err> {
+        let error = |why: String| BrokerConfigError {
+            given: redact(given),
+            why,
+        };
+        if given == "memory" {
+            return Ok(Self::Memory);
+        }
+        if !given.starts_with("redis://") {
+            return Err(error("unknown broker".into()));
+        }
+        ::redis::Client::open(given).map_err(|err| error(err.to_string()))?;
+        Ok(Self::Redis(given.to_owned()))
+    }
+}
+
+impl TryFrom<String> for BrokerConfig {
+    type Error = BrokerConfigError;
+
+    fn try_from(given: String) -> Result<Self, Self::Error> {
+        given.parse()
+    }
+}
+
+impl fmt::Display for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The URL with the password of its user-info part replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return url.to_owned();
+    };
+    format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..])
 }
 
 /// A configuration file that cannot be used.
@@ -107,6 +195,11 @@ impl Config {
         Duration::from_secs(self.history_ttl_secs)
     }
 
+    /// How long a silent Redis node's clients stay in presence.
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_secs(self.presence_ttl_secs.max(1))
+    }
+
     /// Deadline for the first `auth` message.
     pub fn auth_timeout(&self) -> Duration {
         Duration::from_secs(self.auth_timeout_secs)
@@ -134,5 +227,37 @@ mod tests {
         assert_eq!(config.history_size, 5);
         assert_eq!(config.max_subscriptions, 128);
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn broker_is_memory_or_a_redis_url() {
+        assert_eq!(Config::default().broker, BrokerConfig::Memory);
+        let config: Config = toml::from_str("broker = \"redis://127.0.0.1:6380/2\"\n").unwrap();
+        assert_eq!(
+            config.broker,
+            BrokerConfig::Redis("redis://127.0.0.1:6380/2".into())
+        );
+        assert_eq!(
+            "memory".parse::<BrokerConfig>().unwrap(),
+            BrokerConfig::Memory
+        );
+        let err = "nats://x".parse::<BrokerConfig>().unwrap_err().to_string();
+        assert!(
+            err.contains("nats://x") && err.contains("redis://"),
+            "{err}"
+        );
+        assert!(toml::from_str::<Config>("broker = \"mysql://x\"").is_err());
+    }
+
+    #[test]
+    fn broker_urls_are_shown_without_their_password() {
+        let broker: BrokerConfig = "redis://app:s3cret@10.0.0.5:6379/1".parse().unwrap();
+        assert_eq!(broker.to_string(), "redis://app:***@10.0.0.5:6379/1");
+        assert_eq!(format!("{broker:?}"), "redis://app:***@10.0.0.5:6379/1");
+        assert_eq!(
+            redact("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
     }
 }

@@ -36,13 +36,17 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// Serves on `listener` until `shutdown` completes; then closes every WebSocket with 1001 and
-/// waits for sessions to end, at most `shutdown_timeout_secs`.
+/// waits for sessions to end, at most `shutdown_timeout_secs`. Fails at once if the configured
+/// broker cannot be reached (the error names its URL).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    run_with_state(listener, AppState::new(config), shutdown).await
+    let state = AppState::connect(config)
+        .await
+        .map_err(std::io::Error::other)?;
+    run_with_state(listener, state, shutdown).await
 }
 
 /// [`run`] with state built by the caller (a custom broker, or access to the metrics).
@@ -54,6 +58,9 @@ pub async fn run_with_state(
     log_start(&listener, &state.config);
     let sweeper = tokio::spawn(sweep(Arc::clone(&state)));
     let cancel = state.shutdown.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app(Arc::clone(&state)))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -80,7 +87,7 @@ async fn sweep(state: Arc<AppState>) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;
-        state.broker.sweep();
+        state.broker.sweep().await;
     }
 }
 

@@ -6,9 +6,10 @@ use ripple::DeflateConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
 use crate::broker::memory::{MemoryBroker, MemoryOptions};
-use crate::config::Config;
+use crate::broker::redis::{RedisBroker, RedisOptions};
+use crate::broker::{Broker, BrokerError};
+use crate::config::{BrokerConfig, Config};
 use crate::metrics::Metrics;
 use crate::transport::chat::ChatRoom;
 
@@ -32,7 +33,27 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with the in-memory broker.
+    /// State with the broker `config.broker` names: for a `redis://` URL, connects to it
+    /// (within a few seconds) and fails with an error naming the URL if it cannot.
+    pub async fn connect(config: Config) -> Result<Arc<Self>, BrokerError> {
+        let BrokerConfig::Redis(url) = &config.broker else {
+            return Ok(Self::new(config));
+        };
+        let metrics = Arc::new(Metrics::default());
+        let options = RedisOptions {
+            history_size: config.history_size,
+            history_ttl: config.history_ttl(),
+            presence: config.presence,
+            presence_ttl: config.presence_ttl(),
+            deflate: config.websocket().compression,
+            ..RedisOptions::new(url.clone())
+        };
+        let broker = RedisBroker::connect(options, Arc::clone(&metrics)).await?;
+        Ok(Self::with_broker(config, Arc::new(broker), metrics))
+    }
+
+    /// State with the in-memory broker, whatever `config.broker` says (see
+    /// [`AppState::connect`]).
     pub fn new(config: Config) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let deflate = config.websocket().compression;

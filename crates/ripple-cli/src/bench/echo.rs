@@ -212,7 +212,7 @@ async fn connection(index: usize, ws: WebSocket, shared: Arc<Shared>) -> End {
                 recorder.record(Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
                 last_echo = Some(now);
                 let n = measured.fetch_add(1, Relaxed) + 1;
-                if n % TALLY == 0 {
+                if n.is_multiple_of(TALLY) {
                     shared.messages.add(TALLY);
                 }
             }

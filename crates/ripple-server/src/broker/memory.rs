@@ -4,19 +4,19 @@
 //! live messages.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ripple::{DeflateConfig, Message, PreparedMessage};
+use ripple::{DeflateConfig, PreparedMessage};
 use serde_json::value::RawValue;
 
+use super::local::{Subscribers, fan_out, lock, new_epoch, prepare, presence_json};
 use super::{
     BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, Published, Subscribed,
     SubscribedReply, Subscriber,
 };
 use crate::metrics::Metrics;
-use crate::protocol::{ClientInfo, MessagePush, PresencePush, Since};
-use crate::queue::Pushed;
+use crate::protocol::{ClientInfo, MessagePush, Since};
 
 /// History and presence settings.
 #[derive(Clone, Debug)]
@@ -44,8 +44,7 @@ struct Channel {
     epoch: String,
     offset: u64,
     history: VecDeque<Stored>,
-    subscribers: Vec<Subscriber>,
-    compressed_subscribers: usize,
+    subscribers: Subscribers<Subscriber>,
     /// Set when the sweeper dropped the channel: whoever still holds it must look it up again.
     removed: bool,
 }
@@ -94,25 +93,9 @@ impl MemoryBroker {
         (!guard.removed).then(|| f(&mut guard))
     }
 
-    /// Queues `push` to every subscriber (except `skip`), counting deliveries and slow consumers.
-    fn fan_out(&self, subscribers: &[Subscriber], push: &Arc<PreparedMessage>, skip: Option<&str>) {
-        let size = push.plain_frame().len() as u64;
-        let mut delivered = 0;
-        for subscriber in subscribers {
-            if skip == Some(subscriber.info.client.as_str()) {
-                continue;
-            }
-            match subscriber.queue.push(Arc::clone(push)) {
-                Pushed::Queued => delivered += 1,
-                Pushed::Closed => {}
-                Pushed::Overflow => {
-                    Metrics::add(&self.metrics.dropped, 1);
-                    Metrics::add(&self.metrics.slow_consumers, 1);
-                }
-            }
-        }
-        Metrics::add(&self.metrics.messages_out, delivered);
-        Metrics::add(&self.metrics.bytes_out, delivered * size);
+    /// Queues `push` to every subscriber of the channel.
+    fn fan_out(&self, subscribers: &Subscribers<Subscriber>, push: &Arc<PreparedMessage>) {
+        fan_out(&self.metrics, push, subscribers.iter().map(|s| &*s.queue));
     }
 
     fn presence_push(
@@ -122,18 +105,8 @@ impl MemoryBroker {
         info: &ClientInfo,
         compress: bool,
     ) -> Arc<PreparedMessage> {
-        let json = serde_json::to_string(&PresencePush {
-            kind,
-            channel,
-            info,
-        })
-        .unwrap_or_default();
-        let deflate = if compress {
-            self.options.deflate.as_ref()
-        } else {
-            None
-        };
-        Arc::new(PreparedMessage::new(Message::from(json), deflate))
+        let deflate = self.options.deflate.as_ref().filter(|_| compress);
+        prepare(presence_json(kind, channel, info), deflate)
     }
 }
 
@@ -143,8 +116,7 @@ impl Channel {
             epoch: new_epoch(),
             offset: 0,
             history: VecDeque::new(),
-            subscribers: Vec::new(),
-            compressed_subscribers: 0,
+            subscribers: Subscribers::default(),
             removed: false,
         }))
     }
@@ -179,18 +151,6 @@ impl Channel {
                 .collect(),
         )
     }
-
-    fn remove(&mut self, client: &str) -> Option<Subscriber> {
-        let index = self
-            .subscribers
-            .iter()
-            .position(|s| s.info.client == client)?;
-        let subscriber = self.subscribers.swap_remove(index);
-        if subscriber.compressed {
-            self.compressed_subscribers -= 1;
-        }
-        Some(subscriber)
-    }
 }
 
 impl Broker for MemoryBroker {
@@ -214,19 +174,11 @@ impl Broker for MemoryBroker {
                 subscriber.queue.push(push);
             }
             if self.options.presence {
-                let join = self.presence_push(
-                    "join",
-                    channel,
-                    &subscriber.info,
-                    ch.compressed_subscribers > 0,
-                );
-                self.fan_out(&ch.subscribers, &join, None);
+                let compress = ch.subscribers.any_compressed();
+                let join = self.presence_push("join", channel, &subscriber.info, compress);
+                self.fan_out(&ch.subscribers, &join);
             }
-            ch.remove(&subscriber.info.client);
-            if subscriber.compressed {
-                ch.compressed_subscribers += 1;
-            }
-            ch.subscribers.push(subscriber);
+            ch.subscribers.insert(subscriber);
             subscribed
         });
         Box::pin(std::future::ready(Ok(outcome)))
@@ -238,13 +190,13 @@ impl Broker for MemoryBroker {
         client: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         self.existing(channel, |ch| {
-            let Some(gone) = ch.remove(client) else {
+            let Some(gone) = ch.subscribers.remove(client) else {
                 return;
             };
             if self.options.presence && !ch.subscribers.is_empty() {
-                let leave =
-                    self.presence_push("leave", channel, &gone.info, ch.compressed_subscribers > 0);
-                self.fan_out(&ch.subscribers, &leave, None);
+                let compress = ch.subscribers.any_compressed();
+                let leave = self.presence_push("leave", channel, &gone.info, compress);
+                self.fan_out(&ch.subscribers, &leave);
             }
         });
         Box::pin(std::future::ready(Ok(())))
@@ -270,13 +222,9 @@ impl Broker for MemoryBroker {
                 ts: chrono::Utc::now().timestamp_millis(),
             };
             let json = serde_json::to_string(&push).unwrap_or_default();
-            let deflate = if ch.compressed_subscribers > 0 {
-                self.options.deflate.as_ref()
-            } else {
-                None
-            };
-            let push = Arc::new(PreparedMessage::new(Message::from(json), deflate));
-            self.fan_out(&ch.subscribers, &push, None);
+            let compress = ch.subscribers.any_compressed();
+            let push = prepare(json, self.options.deflate.as_ref().filter(|_| compress));
+            self.fan_out(&ch.subscribers, &push);
             if self.options.history_size > 0 {
                 ch.history.push_back(Stored {
                     offset: ch.offset,
@@ -339,7 +287,7 @@ impl Broker for MemoryBroker {
 
     /// Drops expired history and channels left with neither subscribers nor history. The
     /// server calls it every few seconds.
-    fn sweep(&self) {
+    fn sweep(&self) -> BoxFuture<'_, ()> {
         let now = Instant::now();
         let mut channels = lock(&self.channels);
         channels.retain(|_, channel| {
@@ -349,6 +297,7 @@ impl Broker for MemoryBroker {
             channel.removed = !keep;
             keep
         });
+        Box::pin(std::future::ready(()))
     }
 
     fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelSummary>, BrokerError>> {
@@ -371,13 +320,4 @@ impl Broker for MemoryBroker {
         summaries.sort_by(|a, b| a.channel.cmp(&b.channel));
         Box::pin(std::future::ready(Ok(summaries)))
     }
-}
-
-/// A fresh epoch: random, so a restarted server never reuses one.
-fn new_epoch() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,8 +1,11 @@
 //! The broker seam: fan-out, history with offsets and epochs, and presence. The session talks
-//! only to [`Broker`]; the in-memory implementation is the default, and a Redis one can sit
-//! beside it (one test suite, `tests/it/broker.rs`, runs against every implementation).
+//! only to [`Broker`]; the in-memory implementation is the default, and the Redis one
+//! (`redis`, for several nodes sharing channels) sits beside it. One test suite,
+//! `tests/it/broker.rs`, runs against every implementation.
 
+mod local;
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +18,7 @@ use crate::protocol::{ClientInfo, Since};
 use crate::queue::ClientQueue;
 
 pub use memory::MemoryBroker;
+pub use redis::RedisBroker;
 
 /// A boxed future, so brokers can be chosen at run time (`Arc<dyn Broker>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -80,13 +84,18 @@ pub struct ChannelSummary {
 #[error("broker unavailable: {0}")]
 pub struct BrokerError(pub String);
 
+/// The close code when a channel's history was lost under a subscriber (defined in `close.rs`).
+pub use crate::close::STATE_LOST;
+
 /// The reply to queue before any replayed or live message of a new subscription.
 pub type SubscribedReply<'a> = &'a (dyn Fn(&Subscribed) -> Arc<PreparedMessage> + Send + Sync);
 
 /// Fan-out, history and presence.
 pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Subscribes: queues `reply(..)`, then every message after `since` (when it can be
-    /// recovered), then live messages — with nothing missed or doubled between them.
+    /// recovered), then live messages — with nothing missed or doubled between them. Live
+    /// messages may be queued after this returns (a broker with a network hop delivers them
+    /// when they arrive), always in offset order.
     fn subscribe<'a>(
         &'a self,
         channel: &'a str,
@@ -128,7 +137,9 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelSummary>, BrokerError>>;
 
     /// Drops expired history and empty channels; the server calls it every few seconds.
-    fn sweep(&self) {}
+    fn sweep(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 
     /// Whether the broker can serve requests now (`/healthz`).
     fn healthy(&self) -> bool {

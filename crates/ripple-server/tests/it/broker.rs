@@ -1,5 +1,7 @@
-//! The broker seam, in memory: one suite that runs against every `Broker` implementation
-//! ([`brokers`] lists them; a Redis broker joins by adding a line there).
+//! The broker seam: one suite that runs against every `Broker` implementation ([`brokers`]
+//! lists them: in memory, and Redis on a `redis-server` of the test's own). A broker may queue
+//! live messages after the call that caused them returns (Redis delivers through pub/sub), so
+//! the suite waits for what it expects ([`drain`]) and then checks nothing more arrives.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,8 +16,19 @@ use ripple_server::queue::ClientQueue;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::redis_support::{RedisServer, redis_broker};
+use crate::support::WAIT;
+
+/// A broker under test, its metrics, and the Redis it uses (stopped when dropped).
+type Backend = (
+    &'static str,
+    Arc<dyn Broker>,
+    Arc<Metrics>,
+    Option<RedisServer>,
+);
+
 /// Every implementation, with `history_size` messages kept for an hour, presence on.
-fn brokers(history_size: usize) -> Vec<(&'static str, Arc<dyn Broker>, Arc<Metrics>)> {
+async fn brokers(history_size: usize) -> Vec<Backend> {
     let metrics = Arc::new(Metrics::default());
     let options = MemoryOptions {
         history_size,
@@ -24,7 +37,13 @@ fn brokers(history_size: usize) -> Vec<(&'static str, Arc<dyn Broker>, Arc<Metri
         deflate: None,
     };
     let memory = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
-    vec![("memory", memory, metrics)]
+    let redis = RedisServer::start().await;
+    let redis_metrics = Arc::new(Metrics::default());
+    let on_redis = redis_broker(&redis, history_size, Arc::clone(&redis_metrics)).await;
+    vec![
+        ("memory", memory, metrics, None),
+        ("redis", on_redis, redis_metrics, Some(redis)),
+    ]
 }
 
 /// A subscriber with its own queue.
@@ -49,16 +68,43 @@ fn reply(subscribed: &Subscribed) -> Arc<PreparedMessage> {
     Arc::new(PreparedMessage::new(Message::from(json.to_string()), None))
 }
 
-/// Everything queued now, as JSON.
-async fn drain(queue: &ClientQueue) -> Vec<Value> {
-    if queue.queued_bytes() == 0 {
-        return Vec::new();
+/// What the queue gets, as JSON, until `done` says it is all there (within [`WAIT`]), and
+/// whatever else arrives in the next 100 ms.
+async fn drain_until(queue: &ClientQueue, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(&all) {
+        let batch = tokio::time::timeout_at(deadline, next_batch(queue))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for more than {all:?}"));
+        all.extend(batch);
     }
+    while let Ok(batch) = tokio::time::timeout(Duration::from_millis(100), next_batch(queue)).await
+    {
+        all.extend(batch);
+    }
+    all
+}
+
+/// The next `count` messages of the queue (and a check that no more arrive right after).
+async fn drain(queue: &ClientQueue, count: usize) -> Vec<Value> {
+    drain_until(queue, |all| all.len() >= count).await
+}
+
+async fn next_batch(queue: &ClientQueue) -> Vec<Value> {
     let mut batch = Vec::new();
     queue.next_batch(&mut batch).await.unwrap();
     batch
         .iter()
         .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+        .collect()
+}
+
+fn messages_only(queued: &[Value]) -> Vec<Value> {
+    queued
+        .iter()
+        .filter(|m| m["type"] == "message")
+        .cloned()
         .collect()
 }
 
@@ -81,7 +127,7 @@ fn offsets(messages: &[Value]) -> Vec<u64> {
 
 #[tokio::test]
 async fn broker_publish_assigns_consecutive_offsets_in_one_epoch() {
-    for (name, broker, metrics) in brokers(10) {
+    for (name, broker, metrics, _redis) in brokers(10).await {
         let (epoch, first) = publish(&*broker, "c", 1).await;
         let (same, second) = publish(&*broker, "c", 2).await;
         assert_eq!((first, second), (1, 2), "{name}");
@@ -95,7 +141,7 @@ async fn broker_publish_assigns_consecutive_offsets_in_one_epoch() {
 
 #[tokio::test]
 async fn broker_subscribe_queues_reply_then_replay_then_live() {
-    for (name, broker, _) in brokers(10) {
+    for (name, broker, _, _redis) in brokers(10).await {
         let (epoch, _) = publish(&*broker, "c", 1).await;
         publish(&*broker, "c", 2).await;
         publish(&*broker, "c", 3).await;
@@ -114,7 +160,7 @@ async fn broker_subscribe_queues_reply_then_replay_then_live() {
             "{name}"
         );
         publish(&*broker, "c", 4).await;
-        let queued = drain(&queue).await;
+        let queued = drain(&queue, 4).await;
         assert_eq!(queued[0]["type"], "subscribed", "{name}: the reply first");
         assert_eq!(offsets(&queued[1..]), [2, 3, 4], "{name}");
         assert_eq!(queued[1]["epoch"], epoch);
@@ -124,7 +170,7 @@ async fn broker_subscribe_queues_reply_then_replay_then_live() {
 
 #[tokio::test]
 async fn broker_subscribe_reports_unrecoverable_gaps() {
-    for (name, broker, _) in brokers(2) {
+    for (name, broker, _, _redis) in brokers(2).await {
         let (epoch, _) = publish(&*broker, "c", 1).await;
         for n in 2..=5 {
             publish(&*broker, "c", n).await;
@@ -145,11 +191,8 @@ async fn broker_subscribe_reports_unrecoverable_gaps() {
                 .await
                 .unwrap();
             assert_eq!(subscribed.recovered, recovered, "{name}: since {since}");
-            let queued = drain(&queue).await;
-            let messages: Vec<_> = queued
-                .into_iter()
-                .filter(|m| m["type"] == "message")
-                .collect();
+            let queued = drain(&queue, 1 + replayed.len()).await;
+            let messages = messages_only(&queued);
             assert_eq!(offsets(&messages), replayed, "{name}: since {since}");
         }
         let (sub, _) = subscriber("other-epoch", 1 << 20);
@@ -167,7 +210,7 @@ async fn broker_subscribe_reports_unrecoverable_gaps() {
 
 #[tokio::test]
 async fn broker_presence_join_and_leave() {
-    for (name, broker, _) in brokers(10) {
+    for (name, broker, _, _redis) in brokers(10).await {
         let (a, a_queue) = subscriber("a", 1 << 20);
         let (b, _) = subscriber("b", 1 << 20);
         broker.subscribe("room", a, None, &reply).await.unwrap();
@@ -182,7 +225,7 @@ async fn broker_presence_join_and_leave() {
         present.sort();
         assert_eq!(present, ["a", "b"], "{name}");
         broker.unsubscribe("room", "b").await.unwrap();
-        let queued = drain(&a_queue).await;
+        let queued = drain(&a_queue, 3).await;
         let kinds: Vec<_> = queued.iter().map(|m| m["type"].clone()).collect();
         assert_eq!(kinds, ["subscribed", "join", "leave"], "{name}");
         assert_eq!(
@@ -197,7 +240,7 @@ async fn broker_presence_join_and_leave() {
 
 #[tokio::test]
 async fn broker_resubscribing_a_client_does_not_double_deliveries() {
-    for (name, broker, _) in brokers(10) {
+    for (name, broker, _, _redis) in brokers(10).await {
         let (first, queue) = subscriber("a", 1 << 20);
         broker
             .subscribe("c", first.clone(), None, &reply)
@@ -205,16 +248,15 @@ async fn broker_resubscribing_a_client_does_not_double_deliveries() {
             .unwrap();
         broker.subscribe("c", first, None, &reply).await.unwrap();
         publish(&*broker, "c", 1).await;
-        let queued = drain(&queue).await;
-        let messages = queued.iter().filter(|m| m["type"] == "message").count();
-        assert_eq!(messages, 1, "{name}: {queued:?}");
+        let queued = drain_until(&queue, |all| !messages_only(all).is_empty()).await;
+        assert_eq!(messages_only(&queued).len(), 1, "{name}: {queued:?}");
         assert_eq!(broker.presence("c").await.unwrap().len(), 1);
     }
 }
 
 #[tokio::test]
 async fn broker_history_pages_and_unknown_channels() {
-    for (name, broker, _) in brokers(3) {
+    for (name, broker, _, _redis) in brokers(3).await {
         for n in 1..=5 {
             publish(&*broker, "h", n).await;
         }
@@ -243,7 +285,7 @@ async fn broker_history_pages_and_unknown_channels() {
 
 #[tokio::test]
 async fn broker_channels_are_listed_sorted_and_swept_when_empty() {
-    for (name, broker, _) in brokers(0) {
+    for (name, broker, _, _redis) in brokers(0).await {
         let (a, _) = subscriber("a", 1 << 20);
         broker.subscribe("kept", a, None, &reply).await.unwrap();
         let (old_epoch, _) = publish(&*broker, "dropped", 1).await;
@@ -259,7 +301,7 @@ async fn broker_channels_are_listed_sorted_and_swept_when_empty() {
             [("dropped".into(), 0, 1), ("kept".into(), 1, 0)],
             "{name}"
         );
-        broker.sweep();
+        broker.sweep().await;
         let listed: Vec<_> = broker
             .channels()
             .await
@@ -280,7 +322,7 @@ async fn broker_channels_are_listed_sorted_and_swept_when_empty() {
 
 #[tokio::test]
 async fn broker_fan_out_cuts_off_a_full_queue_and_counts_it() {
-    for (name, broker, metrics) in brokers(10) {
+    for (name, broker, metrics, _redis) in brokers(10).await {
         let (slow, slow_queue) = subscriber("slow", 300);
         let (fast, fast_queue) = subscriber("fast", 1 << 20);
         broker.subscribe("c", slow, None, &reply).await.unwrap();
@@ -294,13 +336,10 @@ async fn broker_fan_out_cuts_off_a_full_queue_and_counts_it() {
             ripple::CloseCode(4008),
             "{name}"
         );
+        let fast_queued = drain_until(&fast_queue, |all| messages_only(all).len() >= 10).await;
+        let messages = messages_only(&fast_queued);
+        assert_eq!(offsets(&messages), (1..=10).collect::<Vec<_>>(), "{name}");
         assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1, "{name}");
         assert_eq!(metrics.dropped.load(Ordering::Relaxed), 1, "{name}");
-        let fast_messages = drain(&fast_queue).await;
-        let messages: Vec<_> = fast_messages
-            .into_iter()
-            .filter(|m| m["type"] == "message")
-            .collect();
-        assert_eq!(offsets(&messages), (1..=10).collect::<Vec<_>>(), "{name}");
     }
 }
