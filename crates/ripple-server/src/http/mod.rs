@@ -6,6 +6,7 @@ pub mod page;
 pub mod stats;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ripple::upgrade::{UpgradeError, WebSocketUpgrade};
+use ripple::upgrade::{UpgradeError, UpgradedWebSocket, WebSocketUpgrade};
 
 use crate::metrics::Rejection;
 use crate::state::AppState;
@@ -60,16 +61,7 @@ async fn echo(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
 ) -> Response {
-    let upgrade = match admit(&state, &headers, upgrade) {
-        Ok(upgrade) => upgrade,
-        Err(refusal) => return *refusal,
-    };
-    let tracked = Arc::clone(&state);
-    upgrade.on_upgrade(move |ws| {
-        tracked
-            .sessions
-            .track_future(transport::echo::serve(ws, Arc::clone(&tracked)))
-    })
+    open_session(state, &headers, upgrade, transport::echo::serve)
 }
 
 async fn chat(
@@ -77,16 +69,7 @@ async fn chat(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
 ) -> Response {
-    let upgrade = match admit(&state, &headers, upgrade) {
-        Ok(upgrade) => upgrade,
-        Err(refusal) => return *refusal,
-    };
-    let tracked = Arc::clone(&state);
-    upgrade.on_upgrade(move |ws| {
-        tracked
-            .sessions
-            .track_future(transport::chat::serve(ws, Arc::clone(&tracked)))
-    })
+    open_session(state, &headers, upgrade, transport::chat::serve)
 }
 
 async fn channels(
@@ -95,19 +78,33 @@ async fn channels(
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
 ) -> Response {
-    let upgrade = match admit(&state, &headers, upgrade) {
-        Ok(upgrade) => upgrade,
-        Err(refusal) => return *refusal,
-    };
     let token = query
         .get("token")
         .cloned()
         .or_else(|| bearer(&headers).map(str::to_owned));
-    let tracked = Arc::clone(&state);
+    open_session(state, &headers, upgrade, move |ws, state| {
+        transport::ws::serve(ws, state, token)
+    })
+}
+
+/// Admits the upgrade and runs `serve` on the socket as a session that shutdown waits for.
+fn open_session<F, Fut>(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, UpgradeError>,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(UpgradedWebSocket, Arc<AppState>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let upgrade = match admit(&state, headers, upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return *refusal,
+    };
     upgrade.on_upgrade(move |ws| {
-        tracked
-            .sessions
-            .track_future(transport::ws::serve(ws, Arc::clone(&tracked), token))
+        let session = serve(ws, Arc::clone(&state));
+        state.sessions.track_future(session)
     })
 }
 
