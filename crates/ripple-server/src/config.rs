@@ -51,6 +51,14 @@ pub struct Config {
     /// Redis broker: how long a node's clients stay in presence after the node stopped
     /// heartbeating (it heartbeats every third of it), in seconds (default 10).
     pub presence_ttl_secs: u64,
+    /// Longest a `/poll` request waits for a message, in seconds (default 25, below the usual
+    /// 30–60 s proxy idle timeouts).
+    pub poll_timeout_secs: u64,
+    /// Time between two `/sse` heartbeat comments, in seconds (default 15).
+    pub sse_heartbeat_secs: u64,
+    /// A client that reads nothing of a response for this long loses its connection, in
+    /// seconds (default 30); bounds what a stuck SSE or long-poll reader holds.
+    pub send_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -73,6 +81,9 @@ impl Default for Config {
             shutdown_timeout_secs: 5,
             broker: BrokerConfig::Memory,
             presence_ttl_secs: 10,
+            poll_timeout_secs: 25,
+            sse_heartbeat_secs: 15,
+            send_timeout_secs: 30,
         }
     }
 }
@@ -198,6 +209,21 @@ impl Config {
     /// How long a silent Redis node's clients stay in presence.
     pub fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs.max(1))
+    }
+
+    /// Longest wait of a `/poll` request.
+    pub fn poll_timeout(&self) -> Duration {
+        Duration::from_secs(self.poll_timeout_secs)
+    }
+
+    /// Time between two `/sse` heartbeats.
+    pub fn sse_heartbeat(&self) -> Duration {
+        Duration::from_secs(self.sse_heartbeat_secs.max(1))
+    }
+
+    /// How long a response may wait on a client that does not read.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs.max(1))
     }
 
     /// Deadline for the first `auth` message.

@@ -9,10 +9,13 @@ pub mod auth;
 pub mod broker;
 pub mod close;
 pub mod config;
+pub mod cursor;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod queue;
+pub mod rate;
 pub mod session;
 pub mod state;
 pub mod transport;
@@ -58,10 +61,9 @@ pub async fn run_with_state(
     log_start(&listener, &state.config);
     let sweeper = tokio::spawn(sweep(Arc::clone(&state)));
     let cancel = state.shutdown.clone();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app(Arc::clone(&state)))
+    let listener = listener::Listener::new(listener, state.config.send_timeout());
+    let app = app(Arc::clone(&state)).into_make_service_with_connect_info::<listener::Peer>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             cancel.cancel();
@@ -98,7 +100,7 @@ fn log_start(listener: &TcpListener, config: &Config) {
         .unwrap_or_default();
     tracing::info!(%addr, ?config.allowed_origins, config.max_connections, config.max_message_size,
         config.history_size, config.history_ttl_secs, config.client_queue_bytes, config.presence,
-        "ripple serve listening (endpoints: / /dashboard /healthz /metrics /echo /chat /ws /api/…)");
+        "ripple serve listening (endpoints: / /dashboard /healthz /metrics /echo /chat /ws /sse /poll /rpc /api/…)");
     if config.jwt_secret.is_none() {
         tracing::warn!(
             "no jwt_secret configured: running in ANONYMOUS mode, every client may use every channel"

@@ -3,6 +3,7 @@
 //! the per-second [`Rates`] the dashboard draws (`/api/stats`).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -337,6 +338,36 @@ impl Snapshot {
             fanout_p50_us: quantile_micros(&fanout, 0.5),
             fanout_p99_us: quantile_micros(&fanout, 0.99),
         }
+    }
+}
+
+/// Counts an open connection in `ripple_connections` for as long as it lives.
+#[derive(Debug)]
+pub struct Connected(Arc<Metrics>);
+
+impl Connected {
+    /// Counts one more connection.
+    pub fn new(metrics: &Arc<Metrics>) -> Self {
+        Metrics::add(&metrics.connections, 1);
+        Metrics::add(&metrics.connections_total, 1);
+        Self(Arc::clone(metrics))
+    }
+
+    /// Counts one more connection if fewer than `max` are open.
+    pub fn reserve(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
+        let open = metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let connected = Self(Arc::clone(metrics));
+        if open as usize >= max {
+            return None;
+        }
+        Metrics::add(&metrics.connections_total, 1);
+        Some(connected)
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -16,6 +16,7 @@ use crate::protocol::{
     ClientInfo, Command, ProtocolError, Reply, Request, Since, codes, parse_request,
 };
 use crate::queue::{ClientQueue, Disconnect};
+use crate::rate::TokenBucket;
 use crate::state::AppState;
 
 /// Whether the transport should keep the client.
@@ -37,6 +38,7 @@ pub struct Session {
     state: Arc<AppState>,
     compressed: bool,
     rate: Option<TokenBucket>,
+    visible: bool,
 }
 
 impl Session {
@@ -53,6 +55,7 @@ impl Session {
             state,
             compressed,
             rate,
+            visible: true,
         }
     }
 
@@ -105,14 +108,31 @@ impl Session {
         }
     }
 
-    /// Handles one command.
-    pub async fn handle(&mut self, Request { id, command }: Request) -> Flow {
-        let result = match command {
+    /// Handles one command from a connection (`/ws`): errors become `error` replies, and a
+    /// refused token ends the connection.
+    pub async fn handle(&mut self, request: Request) -> Flow {
+        let Request { id, command } = request;
+        if let Command::Auth { token } = command {
+            return self.auth_command(id, &token);
+        }
+        if let Err(err) = self.execute(Request { id, command }).await {
+            self.error(id, &err);
+        }
+        Flow::Continue
+    }
+
+    /// Runs one command: its reply is queued on success; the error is returned (for the HTTP
+    /// transports to answer with a status) and nothing is queued.
+    pub async fn execute(&mut self, Request { id, command }: Request) -> Result<(), ProtocolError> {
+        match command {
             Command::Ping => {
                 self.reply(&Reply::Pong { id });
                 Ok(())
             }
-            Command::Auth { token } => return self.auth_command(id, &token),
+            Command::Auth { .. } => Err(ProtocolError::new(
+                codes::BAD_REQUEST,
+                "auth is a /ws command: over HTTP the token comes with each request",
+            )),
             _ if self.identity.is_none() => Err(ProtocolError::new(
                 codes::UNAUTHORIZED,
                 "authenticate first: send {\"type\":\"auth\",\"token\":…}",
@@ -126,11 +146,52 @@ impl Session {
                 since,
                 limit,
             } => self.history(id, &channel, since, limit).await,
-        };
-        if let Err(err) = result {
-            self.error(id, &err);
         }
-        Flow::Continue
+    }
+
+    /// Authenticates an HTTP request (`/sse`, `/poll`, `/rpc`) with its token: anonymous
+    /// without a secret; with one, the token is required and must be valid. Queues nothing.
+    pub fn authorize(&mut self, token: Option<&str>) -> Result<(), ProtocolError> {
+        let state = Arc::clone(&self.state);
+        let Some(secret) = state.config.jwt_secret.as_deref() else {
+            self.identity = Some(Identity::anonymous());
+            return Ok(());
+        };
+        let Some(token) = token else {
+            return Err(ProtocolError::new(
+                codes::UNAUTHORIZED,
+                "a token is required: ?token=<jwt> or Authorization: Bearer <jwt>",
+            ));
+        };
+        match auth::verify(token, secret) {
+            Ok(identity) => {
+                self.identity = Some(identity);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::info!(client = %self.client, "refused token: {err}");
+                self.state.metrics.reject(crate::metrics::Rejection::Token);
+                Err(err.to_protocol())
+            }
+        }
+    }
+
+    /// Queues the `authenticated` greeting (what `/ws` sends first).
+    pub fn greet(&self) {
+        self.reply(&self.authenticated_reply(None));
+    }
+
+    /// The authenticated user, if any (`sub`).
+    pub fn user(&self) -> Option<&str> {
+        self.identity.as_ref().and_then(|i| i.user.as_deref())
+    }
+
+    /// Hides the session from presence: no `join`/`leave`, not listed. For long-polling,
+    /// whose subscriptions last one request.
+    #[must_use]
+    pub fn hidden(mut self) -> Self {
+        self.visible = false;
+        self
     }
 
     /// Reports an error that has no request id (a message that is not a command).
@@ -235,6 +296,7 @@ impl Session {
             },
             queue: Arc::clone(&self.queue),
             compressed: self.compressed,
+            visible: self.visible,
         };
         let reply = |s: &Subscribed| {
             let reply = Reply::Subscribed {
@@ -348,10 +410,6 @@ impl Session {
         Ok(())
     }
 
-    fn user(&self) -> Option<&str> {
-        self.identity.as_ref().and_then(|i| i.user.as_deref())
-    }
-
     fn error(&self, id: Option<u64>, err: &ProtocolError) {
         self.reply(&Reply::Error {
             id,
@@ -377,6 +435,61 @@ impl Session {
     }
 }
 
+/// A session that is finished (its subscriptions removed) even when the request holding it is
+/// dropped half-way: an HTTP client that goes away while its long-poll waits.
+#[derive(Debug)]
+pub struct Finishing(Option<Session>);
+
+impl Finishing {
+    /// Guards `session`.
+    pub fn new(session: Session) -> Self {
+        Self(Some(session))
+    }
+
+    /// The session, no longer guarded (its new owner finishes it).
+    pub fn into_inner(mut self) -> Session {
+        self.0
+            .take()
+            .unwrap_or_else(|| unreachable!("taken only by finish(self) or into_inner(self)"))
+    }
+
+    /// Finishes now.
+    pub async fn finish(mut self) {
+        if let Some(mut session) = self.0.take() {
+            session.finish().await;
+        }
+    }
+}
+
+impl std::ops::Deref for Finishing {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only by finish(self)"))
+    }
+}
+
+impl std::ops::DerefMut for Finishing {
+    fn deref_mut(&mut self) -> &mut Session {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only by finish(self)"))
+    }
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        if let Some(mut session) = self.0.take()
+            && !session.subscriptions.is_empty()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { session.finish().await });
+        }
+    }
+}
+
 /// The `message` pushes of a history page as raw JSON values.
 pub fn raw_messages(messages: &[Arc<PreparedMessage>]) -> Vec<Box<RawValue>> {
     messages
@@ -396,33 +509,4 @@ fn internal(err: crate::broker::BrokerError) -> ProtocolError {
 /// A connection id: random, so ids do not leak how many clients came before.
 fn new_client_id() -> String {
     format!("{:016x}", rand::random::<u64>())
-}
-
-/// Allows `rate` publishes per second with bursts of the same size.
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32) -> Self {
-        Self {
-            rate: f64::from(rate),
-            tokens: f64::from(rate),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
 }

@@ -11,6 +11,7 @@ use crate::broker::redis::{RedisBroker, RedisOptions};
 use crate::broker::{Broker, BrokerError};
 use crate::config::{BrokerConfig, Config};
 use crate::metrics::Metrics;
+use crate::rate::KeyedLimiter;
 use crate::transport::chat::ChatRoom;
 
 /// The server's shared state.
@@ -28,8 +29,10 @@ pub struct AppState {
     pub deflate: Option<DeflateConfig>,
     /// Cancelled on shutdown: every session closes with 1001.
     pub shutdown: CancellationToken,
-    /// Every WebSocket session, so shutdown can wait for them.
+    /// Every WebSocket and SSE session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// `POST /rpc` publish rates, per user or client address.
+    pub rpc_rates: KeyedLimiter,
 }
 
 impl AppState {
@@ -76,12 +79,13 @@ impl AppState {
         let deflate = config.websocket().compression;
         Arc::new(Self {
             chat: ChatRoom::default(),
-            config,
             broker,
             metrics,
             deflate,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            rpc_rates: KeyedLimiter::new(config.publish_rate),
+            config,
         })
     }
 }

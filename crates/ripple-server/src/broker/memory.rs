@@ -31,12 +31,30 @@ pub struct MemoryOptions {
     pub deflate: Option<DeflateConfig>,
 }
 
+/// How long the position of a swept channel is remembered.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
+
+/// The most swept channels remembered at once.
+const MAX_TOMBSTONES: usize = 100_000;
+
 /// Channels, history and presence in this process.
 #[derive(Debug)]
 pub struct MemoryBroker {
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
+    /// The epoch and offset of channels the sweeper dropped. A channel that comes back
+    /// continues from there, so a client that had everything is told `recovered: true`
+    /// instead of losing a position to a new epoch (long-polling clients, between two
+    /// requests, are often the only subscribers of a quiet channel).
+    tombstones: Mutex<HashMap<String, Tombstone>>,
     options: MemoryOptions,
     metrics: Arc<Metrics>,
+}
+
+#[derive(Debug)]
+struct Tombstone {
+    epoch: String,
+    offset: u64,
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -61,6 +79,7 @@ impl MemoryBroker {
     pub fn new(options: MemoryOptions, metrics: Arc<Metrics>) -> Self {
         Self {
             channels: Mutex::default(),
+            tombstones: Mutex::default(),
             options,
             metrics,
         }
@@ -73,7 +92,7 @@ impl MemoryBroker {
             let channel = Arc::clone(
                 lock(&self.channels)
                     .entry(name.to_owned())
-                    .or_insert_with(Channel::new),
+                    .or_insert_with(|| Channel::new(lock(&self.tombstones).remove(name))),
             );
             let mut guard = lock(&channel);
             if guard.removed {
@@ -111,10 +130,12 @@ impl MemoryBroker {
 }
 
 impl Channel {
-    fn new() -> Arc<Mutex<Self>> {
+    /// A channel, continuing from where it was swept if it was.
+    fn new(swept: Option<Tombstone>) -> Arc<Mutex<Self>> {
+        let (epoch, offset) = swept.map_or_else(|| (new_epoch(), 0), |t| (t.epoch, t.offset));
         Arc::new(Mutex::new(Self {
-            epoch: new_epoch(),
-            offset: 0,
+            epoch,
+            offset,
             history: VecDeque::new(),
             subscribers: Subscribers::default(),
             removed: false,
@@ -173,7 +194,7 @@ impl Broker for MemoryBroker {
             for push in replay.unwrap_or_default() {
                 subscriber.queue.push(push);
             }
-            if self.options.presence {
+            if self.options.presence && subscriber.visible {
                 let compress = ch.subscribers.any_compressed();
                 let join = self.presence_push("join", channel, &subscriber.info, compress);
                 self.fan_out(&ch.subscribers, &join);
@@ -193,7 +214,7 @@ impl Broker for MemoryBroker {
             let Some(gone) = ch.subscribers.remove(client) else {
                 return;
             };
-            if self.options.presence && !ch.subscribers.is_empty() {
+            if self.options.presence && gone.visible && !ch.subscribers.is_empty() {
                 let compress = ch.subscribers.any_compressed();
                 let leave = self.presence_push("leave", channel, &gone.info, compress);
                 self.fan_out(&ch.subscribers, &leave);
@@ -279,7 +300,11 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, BrokerError>> {
         let clients = self
             .existing(channel, |ch| {
-                ch.subscribers.iter().map(|s| s.info.clone()).collect()
+                ch.subscribers
+                    .iter()
+                    .filter(|s| s.visible)
+                    .map(|s| s.info.clone())
+                    .collect()
             })
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(clients)))
@@ -290,11 +315,25 @@ impl Broker for MemoryBroker {
     fn sweep(&self) -> BoxFuture<'_, ()> {
         let now = Instant::now();
         let mut channels = lock(&self.channels);
-        channels.retain(|_, channel| {
+        let mut tombstones = lock(&self.tombstones);
+        tombstones.retain(|_, t| now.duration_since(t.at) < TOMBSTONE_TTL);
+        channels.retain(|name, channel| {
             let mut channel = lock(channel);
             channel.trim(now, &self.options);
             let keep = !channel.subscribers.is_empty() || !channel.history.is_empty();
             channel.removed = !keep;
+            if !keep && tombstones.len() < MAX_TOMBSTONES {
+                let epoch = std::mem::take(&mut channel.epoch);
+                let offset = channel.offset;
+                tombstones.insert(
+                    name.clone(),
+                    Tombstone {
+                        epoch,
+                        offset,
+                        at: now,
+                    },
+                );
+            }
             keep
         });
         Box::pin(std::future::ready(()))

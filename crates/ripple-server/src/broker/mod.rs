@@ -33,6 +33,9 @@ pub struct Subscriber {
     /// Whether it negotiated compression (so publications are compressed only when someone
     /// can use it).
     pub compressed: bool,
+    /// Whether it appears in presence (`join`/`leave`, the list). Long-polling subscriptions
+    /// last one request and do not.
+    pub visible: bool,
 }
 
 /// The state of a channel's stream at a subscription.

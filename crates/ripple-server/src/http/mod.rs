@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod page;
+pub mod request;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -10,16 +11,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ripple::upgrade::{UpgradeError, UpgradedWebSocket, WebSocketUpgrade};
 
+use crate::listener::Peer;
 use crate::metrics::Rejection;
 use crate::state::AppState;
 use crate::transport;
+use request::Params;
 
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -34,6 +38,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/echo", get(echo))
         .route("/chat", get(chat))
         .route("/ws", get(channels))
+        .route("/sse", get(sse))
+        .route("/poll", get(poll))
+        .route("/rpc", post(rpc))
         .route("/api/publish", post(api::publish))
         .route("/api/channels", get(api::channels))
         .route("/api/channels/{name}/presence", get(api::presence))
@@ -85,6 +92,33 @@ async fn channels(
     open_session(state, &headers, upgrade, move |ws, state| {
         transport::ws::serve(ws, state, token)
     })
+}
+
+async fn sse(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    transport::sse::open(state, &headers, &Params::new(pairs)).await
+}
+
+async fn poll(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    transport::longpoll::poll(state, &headers, &Params::new(pairs)).await
+}
+
+async fn rpc(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let peer = peer.map(|Extension(ConnectInfo(Peer(addr)))| addr);
+    transport::rpc::call(state, &headers, &Params::new(pairs), peer, &body).await
 }
 
 /// Admits the upgrade and runs `serve` on the socket as a session that shutdown waits for.

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ripple::upgrade::UpgradedWebSocket;
 use ripple::{Message, PreparedMessage};
 
-use super::ws::Connected;
 use super::{client_left, drain_reader, going_away, write_loop};
-use crate::metrics::Metrics;
+use crate::metrics::{Connected, Metrics};
 use crate::queue::{ClientQueue, Pushed};
 use crate::state::AppState;
 

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use ripple::CloseCode;
 use ripple::upgrade::UpgradedWebSocket;
 
-use super::ws::Connected;
-use crate::metrics::Metrics;
+use crate::metrics::{Connected, Metrics};
 use crate::state::AppState;
 
 /// Echoes until the client leaves or the server shuts down.

@@ -1,7 +1,12 @@
-//! WebSocket endpoints: thin adapters between a socket and the code that decides what to send.
+//! The endpoints' transports: thin adapters between a socket or an HTTP request and the code
+//! that decides what to send. `/ws`, `/sse`, `/poll` and `/rpc` all run the channel
+//! protocol's one [`Session`](crate::session::Session).
 
 pub mod chat;
 pub mod echo;
+pub mod longpoll;
+pub mod rpc;
+pub mod sse;
 pub mod ws;
 
 use std::sync::Arc;

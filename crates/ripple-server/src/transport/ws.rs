@@ -7,7 +7,7 @@ use ripple::upgrade::UpgradedWebSocket;
 use tokio::time::{Instant, sleep_until};
 
 use super::{client_left, drain_reader, going_away, write_loop};
-use crate::metrics::Metrics;
+use crate::metrics::{Connected, Metrics};
 use crate::protocol::{ProtocolError, codes};
 use crate::queue::{ClientQueue, Disconnect};
 use crate::session::{Flow, Session};
@@ -76,24 +76,5 @@ async fn read_loop(
         if let Flow::Close(disconnect) = flow {
             queue.close(disconnect);
         }
-    }
-}
-
-/// Counts an open connection for as long as it lives.
-pub(crate) struct Connected<'a>(&'a Metrics);
-
-impl<'a> Connected<'a> {
-    pub(crate) fn new(metrics: &'a Metrics) -> Self {
-        Metrics::add(&metrics.connections, 1);
-        Metrics::add(&metrics.connections_total, 1);
-        Self(metrics)
-    }
-}
-
-impl Drop for Connected<'_> {
-    fn drop(&mut self) {
-        self.0
-            .connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -180,8 +180,8 @@ async fn history_size_zero_keeps_nothing() {
         ..Config::default()
     })
     .await;
-    // A channel with neither subscribers nor history may be dropped by the sweeper (and come
-    // back with a new epoch); a subscriber keeps it.
+    // A channel with neither subscribers nor history may be dropped by the sweeper; a
+    // subscriber keeps it.
     let mut keeper = anonymous(&server).await;
     keeper.subscribe("r").await;
     let epoch = publish_all(&server, "r", 1..=2).await;

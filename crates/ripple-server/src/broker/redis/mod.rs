@@ -264,11 +264,12 @@ impl Inner {
         reply: SubscribedReply<'_>,
     ) -> Result<Subscribed, BrokerError> {
         let info = subscriber.info.clone();
+        let visible = subscriber.visible;
         // Registered before the script runs: whatever is published after the script's read
         // reaches this subscriber through the shard, and nothing earlier is queued twice.
         let registration = self.registry.register(channel, subscriber);
         let info_json = serde_json::to_string(&info).unwrap_or_default();
-        let join = if self.options.presence {
+        let join = if self.options.presence && visible {
             presence_json("join", channel, &info)
         } else {
             String::new()
@@ -287,7 +288,8 @@ impl Inner {
             .arg(self.shard_of(channel))
             .arg(since.map_or("", |s| s.epoch.as_str()))
             .arg(since.map_or(0, |s| s.offset))
-            .arg(millis(self.options.history_ttl));
+            .arg(millis(self.options.history_ttl))
+            .arg(if visible { "1" } else { "0" });
         let answer: Result<(String, u64, u8, Vec<String>, u64), _> =
             self.run("subscribe", &call).await;
         let (epoch, offset, recovered, replay, seq) = match answer {

@@ -405,7 +405,8 @@ impl Registry {
         let mut all = Vec::new();
         for (name, ch) in channels {
             let ch = lock(&ch);
-            all.extend(ch.subscribers.iter().map(|l| Membership {
+            let visible = ch.subscribers.iter().filter(|l| l.subscriber.visible);
+            all.extend(visible.map(|l| Membership {
                 channel: name.clone(),
                 info: l.subscriber.info.clone(),
             }));
@@ -647,6 +648,7 @@ mod tests {
             },
             queue: Arc::clone(&queue),
             compressed: false,
+            visible: true,
         };
         (subscriber, queue)
     }

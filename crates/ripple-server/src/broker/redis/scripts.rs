@@ -9,7 +9,7 @@
 //! | `ripple:{C}:meta` | hash | `epoch` (created with HSETNX when absent), `offset` (HINCRBY per publication), `seq` (HINCRBY per publication, join and leave: orders presence pushes among messages) |
 //! | `ripple:{C}:hist` | stream | entry id `<offset>-0`, fields `t` (Redis time, ms) and `m` (the `message` push); MAXLEN `history_size`, older than the TTL removed, PEXPIRE TTL |
 //! | `ripple:{C}:pres` | hash | client id → `<node>\|<{"client","user"?} JSON>` |
-//! | `ripple:channels` | sorted set | every channel with a `meta` (score 0: sorted by name) |
+//! | `ripple:channels` | sorted set | every live channel (score 0: sorted by name); a swept channel keeps its `meta` one more hour, out of this set |
 //! | `ripple:nodes` | sorted set | node id → the time (ms) its presence entries expire unless it heartbeats |
 //! | `ripple:node:N:subs` | set | node N's subscriptions (`<client length>:<client><channel>`), for cleaning up after it |
 //! | `ripple:sweeping` | string | held for a few seconds by the node that sweeps (one per interval) |
@@ -98,6 +98,9 @@ local function ensure_meta(meta, hist, channel, epoch)
     redis.call('HSET', meta, 'offset', 0, 'seq', 0)
     redis.call('DEL', hist)
     redis.call('ZADD', 'ripple:channels', 0, channel)
+  elseif redis.call('PERSIST', meta) == 1 then
+    -- Swept while empty: back in the list, with the same epoch and offset.
+    redis.call('ZADD', 'ripple:channels', 0, channel)
   end
   return redis.call('HGET', meta, 'epoch'), tonumber(redis.call('HGET', meta, 'offset'))
 end
@@ -157,14 +160,17 @@ return {epoch, offset}
 
 /// Subscribes. KEYS: meta, hist, pres, node subs. ARGV: channel, a new epoch, client,
 /// presence entry, membership, join push JSON ('' for none), shard channel, since epoch (''
-/// for none), since offset, history TTL (ms). Registers the presence entry, publishes the
-/// join, and reads what the client missed. Returns `{epoch, offset, recovered, {json...},
+/// for none), since offset, history TTL (ms), '1' to register presence ('0' for a hidden
+/// subscriber). Registers the presence entry, publishes the join, and reads what the client
+/// missed. Returns `{epoch, offset, recovered, {json...},
 /// seq}`: `seq` numbers the subscription among the channel's pushes.
 const SUBSCRIBE: &str = r#"
 local meta, hist = KEYS[1], KEYS[2]
 local epoch, offset = ensure_meta(meta, hist, ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-redis.call('SADD', KEYS[4], ARGV[5])
+if ARGV[11] == '1' then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('SADD', KEYS[4], ARGV[5])
+end
 if ARGV[6] ~= '' then
   announce(meta, ARGV[7], ARGV[1], ARGV[3], ARGV[6])
 end
@@ -273,7 +279,10 @@ for i = 2, #ARGV do
     end
   end
   if live == 0 and redis.call('XLEN', hist) == 0 then
-    redis.call('DEL', meta, hist, pres)
+    -- The epoch and offset stay a while, so that a client that had everything is still
+    -- told recovered: true when the channel comes back.
+    redis.call('DEL', hist, pres)
+    redis.call('PEXPIRE', meta, 3600000)
     redis.call('ZREM', 'ripple:channels', channel)
     forgotten = forgotten + 1
   end

@@ -1,0 +1,155 @@
+//! What the HTTP transports (`/sse`, `/poll`, `/rpc`) read from a request, and how they refuse
+//! one: an HTTP status with the protocol's `error` object as the body.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::bearer;
+use crate::cursor::Cursor;
+use crate::metrics::{Connected, Rejection};
+use crate::protocol::{ProtocolError, Reply, Since, codes, validate_channel};
+use crate::state::AppState;
+
+/// The query parameters of `/sse` and `/poll`, in order (`channel` repeats).
+#[derive(Debug, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// From the parsed query string.
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The token: `?token=` first (what `EventSource` can send), then `Authorization: Bearer`.
+    pub fn token<'a>(&'a self, headers: &'a HeaderMap) -> Option<&'a str> {
+        self.get("token").or_else(|| bearer(headers))
+    }
+
+    /// The `channel` parameters, checked and without repeats; when there are none, the
+    /// cursor's channels. At least one, at most `max`.
+    pub fn channels(&self, cursor: &Cursor, max: usize) -> Result<Vec<String>, ProtocolError> {
+        let mut channels: Vec<String> = Vec::new();
+        for (_, name) in self.pairs.iter().filter(|(key, _)| key == "channel") {
+            validate_channel(name)?;
+            if !channels.contains(name) {
+                channels.push(name.clone());
+            }
+        }
+        if channels.is_empty() {
+            channels = cursor.channels().map(str::to_owned).collect();
+        }
+        if channels.is_empty() {
+            return Err(ProtocolError::new(
+                codes::INVALID_FIELD,
+                "at least one channel: ?channel=NAME (repeatable)",
+            ));
+        }
+        if channels.len() > max {
+            return Err(ProtocolError::new(
+                codes::TOO_MANY_SUBSCRIPTIONS,
+                format!("at most {max} channels"),
+            ));
+        }
+        Ok(channels)
+    }
+
+    /// The cursor given as `text` (a `Last-Event-ID` header or the `cursor` parameter).
+    pub fn cursor(text: Option<&str>, max: usize) -> Result<Cursor, ProtocolError> {
+        match text {
+            None | Some("") => Ok(Cursor::default()),
+            Some(text) => Cursor::decode(text, max),
+        }
+    }
+
+    /// `since=EPOCH:OFFSET`.
+    pub fn since(&self) -> Result<Option<Since>, ProtocolError> {
+        let Some(text) = self.get("since") else {
+            return Ok(None);
+        };
+        let parsed = text
+            .rsplit_once(':')
+            .and_then(|(epoch, offset)| Some((epoch, offset.parse().ok()?)));
+        match parsed {
+            Some((epoch, offset)) if !epoch.is_empty() => Ok(Some(Since {
+                epoch: epoch.to_owned(),
+                offset,
+            })),
+            _ => Err(ProtocolError::new(
+                codes::INVALID_CURSOR,
+                "since must be EPOCH:OFFSET",
+            )),
+        }
+    }
+}
+
+/// The HTTP status for an error code.
+pub fn status(code: &str) -> StatusCode {
+    match code {
+        codes::UNAUTHORIZED | codes::INVALID_TOKEN | codes::TOKEN_EXPIRED => {
+            StatusCode::UNAUTHORIZED
+        }
+        codes::FORBIDDEN | codes::ORIGIN_NOT_ALLOWED => StatusCode::FORBIDDEN,
+        codes::TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+        codes::UNAVAILABLE | codes::INTERNAL => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The refusal of a request: its status and the `error` object (with the command's `id`).
+pub fn refuse(id: Option<u64>, err: &ProtocolError) -> Response {
+    let reply = Reply::Error {
+        id,
+        code: err.code,
+        message: &err.message,
+    };
+    json(status(err.code), reply.to_json())
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (status, headers, body).into_response()
+}
+
+/// Checks the request's `Origin` against `allowed_origins` (as the WebSocket endpoints do).
+pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ProtocolError> {
+    let allowed = &state.config.allowed_origins;
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) => {
+            state.metrics.reject(Rejection::Origin);
+            tracing::info!(
+                origin,
+                "refused a request from an origin not in allowed_origins"
+            );
+            Err(ProtocolError::new(
+                codes::ORIGIN_NOT_ALLOWED,
+                format!("origin {origin:?} is not allowed"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Admits a request that will hold a connection (an SSE stream, a waiting long-poll): an
+/// allowed `Origin` and room under `max_connections`, reserved at once.
+pub fn admit(state: &AppState, headers: &HeaderMap) -> Result<Connected, ProtocolError> {
+    check_origin(state, headers)?;
+    Connected::reserve(&state.metrics, state.config.max_connections).ok_or_else(|| {
+        state.metrics.reject(Rejection::Capacity);
+        ProtocolError::new(codes::UNAVAILABLE, "too many connections")
+    })
+}

@@ -1,0 +1,246 @@
+//! `/poll`: the channel protocol's server → client half over long-polling.
+//!
+//! Each request is a whole session: authenticate, subscribe (hidden from presence) from the
+//! client's cursor, answer with what the broker replays or with the first live message, or
+//! with nothing at the timeout, and unsubscribe. Nothing stays on the server between requests:
+//! the reply's cursor is all the next request needs, on any node, so there is nothing to leak
+//! when a client just stops polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use ripple::PreparedMessage;
+use serde::Serialize;
+use tokio::time::{Instant, sleep_until};
+
+use crate::cursor::{Cursor, Observed};
+use crate::http::request::{self, Params};
+use crate::protocol::{Command, Head, ProtocolError, Request, Since, codes};
+use crate::queue::ClientQueue;
+use crate::session::{Finishing, Session};
+use crate::state::AppState;
+
+/// How long a poll waits for its subscriptions to be answered, whatever its timeout.
+const SUBSCRIBE_GRACE: Duration = Duration::from_secs(5);
+
+/// Answers one poll: `200` with `{cursor, channels, messages}`, or the refusal.
+pub async fn poll(state: Arc<AppState>, headers: &HeaderMap, params: &Params) -> Response {
+    let _connected = match request::admit(&state, headers) {
+        Ok(connected) => connected,
+        Err(err) => return request::refuse(None, &err),
+    };
+    let plan = match Plan::read(&state, params) {
+        Ok(plan) => plan,
+        Err(err) => return request::refuse(None, &err),
+    };
+    // The replay of a whole history must fit, or a client far behind could never catch up.
+    let replay = state.config.history_size * (state.config.max_message_size + 256);
+    let queue = ClientQueue::new(state.config.client_queue_bytes.max(replay));
+    let session = Session::new(Arc::clone(&state), Arc::clone(&queue), false).hidden();
+    let mut session = Finishing::new(session);
+    let outcome = match subscribe(&mut session, &plan, params.token(headers)).await {
+        Ok(()) => Ok(collect(&state, &queue, plan).await),
+        Err(err) => Err(err),
+    };
+    session.finish().await;
+    match outcome {
+        Ok(reply) => request::json(StatusCode::OK, reply),
+        Err(err) => request::refuse(None, &err),
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug)]
+struct Plan {
+    channels: Vec<String>,
+    /// Where the client is: from its cursor, or `since`.
+    cursor: Cursor,
+    timeout: Duration,
+}
+
+impl Plan {
+    fn read(state: &AppState, params: &Params) -> Result<Self, ProtocolError> {
+        let max = state.config.max_subscriptions;
+        let given = Params::cursor(params.get("cursor"), max)?;
+        let channels = params.channels(&given, max)?;
+        let mut cursor = Cursor::default();
+        for channel in &channels {
+            if let Some(p) = given.get(channel) {
+                cursor.set(channel, &p.epoch, p.offset);
+            }
+        }
+        if let Some(Since { epoch, offset }) = params.since()? {
+            if channels.len() != 1 || params.get("cursor").is_some() {
+                return Err(ProtocolError::new(
+                    codes::INVALID_FIELD,
+                    "since goes with a single channel and no cursor",
+                ));
+            }
+            cursor.set(&channels[0], &epoch, offset);
+        }
+        let longest = state.config.poll_timeout();
+        let timeout = match params.get("timeout") {
+            None => longest,
+            Some(secs) => secs
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(longest.as_secs_f64())))
+                .ok_or_else(|| {
+                    ProtocolError::new(codes::INVALID_FIELD, "timeout must be seconds (>= 0)")
+                })?,
+        };
+        Ok(Self {
+            channels,
+            cursor,
+            timeout,
+        })
+    }
+}
+
+async fn subscribe(
+    session: &mut Session,
+    plan: &Plan,
+    token: Option<&str>,
+) -> Result<(), ProtocolError> {
+    session.authorize(token)?;
+    for channel in &plan.channels {
+        let since = plan.cursor.get(channel).map(|p| p.since());
+        let command = Command::Subscribe {
+            channel: channel.clone(),
+            since,
+        };
+        session.execute(Request { id: None, command }).await?;
+    }
+    Ok(())
+}
+
+/// One channel in the reply.
+#[derive(Debug, Serialize)]
+struct ChannelState<'a> {
+    channel: &'a str,
+    epoch: &'a str,
+    offset: u64,
+    recovered: bool,
+}
+
+/// What one poll has gathered from the session's queue.
+#[derive(Debug)]
+struct Gathered {
+    plan: Plan,
+    recovered: Vec<Option<bool>>,
+    messages: Vec<Arc<PreparedMessage>>,
+}
+
+impl Gathered {
+    /// Follows one queued message: `subscribed` replies set the channels' state, new
+    /// `message`s are kept; presence pushes and everything else are not for long-polling.
+    fn take(&mut self, message: Arc<PreparedMessage>) {
+        let Some(head) = Head::parse(message.message().as_bytes()) else {
+            return;
+        };
+        if self.plan.cursor.observe(&head) != Observed::Moved {
+            return;
+        }
+        if head.kind == "message" {
+            self.messages.push(message);
+        } else if let Some(index) = self
+            .plan
+            .channels
+            .iter()
+            .position(|c| Some(c.as_str()) == head.channel.as_deref())
+        {
+            self.recovered[index] = head.recovered;
+        }
+    }
+
+    /// Whether to answer now: there are messages, or a channel could not be recovered, or
+    /// the client asked not to wait and every channel has answered.
+    fn ready(&self) -> bool {
+        !self.messages.is_empty()
+            || self.recovered.contains(&Some(false))
+            || (self.subscribed() && self.plan.timeout.is_zero())
+    }
+
+    /// Whether every channel's `subscribed` reply has come.
+    fn subscribed(&self) -> bool {
+        self.recovered.iter().all(Option::is_some)
+    }
+
+    /// The reply JSON. The pushes are copied in as they are: the server never re-encodes.
+    fn reply(&self) -> String {
+        let channels: Vec<ChannelState<'_>> = self
+            .plan
+            .channels
+            .iter()
+            .zip(&self.recovered)
+            .filter_map(|(channel, recovered)| {
+                let position = self.plan.cursor.get(channel)?;
+                Some(ChannelState {
+                    channel,
+                    epoch: &position.epoch,
+                    offset: position.offset,
+                    recovered: recovered.unwrap_or(true),
+                })
+            })
+            .collect();
+        let cursor = self.plan.cursor.encode();
+        let channels = serde_json::to_string(&channels).unwrap_or_else(|_| "[]".into());
+        let size: usize = self
+            .messages
+            .iter()
+            .map(|m| m.message().as_bytes().len() + 1)
+            .sum();
+        let mut out = String::with_capacity(size + cursor.len() + channels.len() + 48);
+        out.push_str("{\"cursor\":\"");
+        out.push_str(&cursor);
+        out.push_str("\",\"channels\":");
+        out.push_str(&channels);
+        out.push_str(",\"messages\":[");
+        for (i, message) in self.messages.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&String::from_utf8_lossy(message.message().as_bytes()));
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+/// Waits for something to answer with, at most the plan's timeout; answers at once on
+/// shutdown or when the queue is closed.
+async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> String {
+    let deadline = Instant::now() + plan.timeout;
+    // A broker across the network may answer a subscription a little later.
+    let grace = Instant::now() + SUBSCRIBE_GRACE;
+    let mut gathered = Gathered {
+        recovered: vec![None; plan.channels.len()],
+        plan,
+        messages: Vec::new(),
+    };
+    let mut batch = Vec::new();
+    while !gathered.ready() {
+        let until = if gathered.subscribed() {
+            deadline
+        } else {
+            deadline.max(grace)
+        };
+        tokio::select! {
+            biased;
+            next = queue.next_batch(&mut batch) => {
+                if next.is_err() {
+                    break;
+                }
+                for message in batch.drain(..) {
+                    gathered.take(message);
+                }
+            }
+            () = sleep_until(until) => break,
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    gathered.reply()
+}

@@ -1,0 +1,93 @@
+//! `POST /rpc`: one channel-protocol command per request, for clients reading over `/sse` or
+//! `/poll`. The same session code runs it as on `/ws`; its reply is the response body.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::FutureExt as _;
+
+use crate::http::request::{self, Params};
+use crate::metrics::Metrics;
+use crate::protocol::{Command, ProtocolError, codes, parse_request};
+use crate::queue::ClientQueue;
+use crate::session::Session;
+use crate::state::AppState;
+
+/// Runs the command in `body`; `peer` keys the publish rate in anonymous mode.
+pub async fn call(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    params: &Params,
+    peer: Option<SocketAddr>,
+    body: &[u8],
+) -> Response {
+    let mut id = None;
+    match run(&state, headers, params, peer, body, &mut id).await {
+        Ok(reply) => request::json(StatusCode::OK, reply),
+        Err(err) => request::refuse(id, &err),
+    }
+}
+
+async fn run(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    params: &Params,
+    peer: Option<SocketAddr>,
+    body: &[u8],
+    id: &mut Option<u64>,
+) -> Result<String, ProtocolError> {
+    request::check_origin(state, headers)?;
+    let max = state.config.max_message_size;
+    if body.len() > max {
+        return Err(ProtocolError::new(
+            codes::TOO_LARGE,
+            format!("the command is larger than max_message_size ({max} bytes)"),
+        ));
+    }
+    Metrics::add(&state.metrics.messages_in, 1);
+    Metrics::add(&state.metrics.bytes_in, body.len() as u64);
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ProtocolError::new(codes::BAD_REQUEST, "the body is not UTF-8 text"))?;
+    let request = parse_request(text).map_err(|(given, err)| {
+        *id = given;
+        err
+    })?;
+    *id = request.id;
+    if matches!(
+        request.command,
+        Command::Subscribe { .. } | Command::Unsubscribe { .. } | Command::Auth { .. }
+    ) {
+        return Err(ProtocolError::new(
+            codes::BAD_REQUEST,
+            "/rpc runs publish, presence, history and ping: subscribe with /sse or /poll, and \
+             send the token with each request",
+        ));
+    }
+    let queue = ClientQueue::new(usize::MAX);
+    let mut session = Session::new(Arc::clone(state), Arc::clone(&queue), false).hidden();
+    session.authorize(params.token(headers))?;
+    if matches!(request.command, Command::Publish { .. }) {
+        let key = match (session.user(), peer) {
+            (Some(user), _) => format!("user:{user}"),
+            (None, Some(peer)) => format!("addr:{}", peer.ip()),
+            (None, None) => String::from("anonymous"),
+        };
+        if !state.rpc_rates.take(&key, Instant::now()) {
+            let limit = state.config.publish_rate;
+            return Err(ProtocolError::new(
+                codes::RATE_LIMITED,
+                format!("at most {limit} publishes per second"),
+            ));
+        }
+    }
+    session.execute(request).await?;
+    let mut replies = Vec::new();
+    let _ = queue.next_batch(&mut replies).now_or_never();
+    let reply = replies
+        .first()
+        .ok_or_else(|| ProtocolError::new(codes::INTERNAL, "the command produced no reply"))?;
+    Ok(String::from_utf8_lossy(reply.message().as_bytes()).into_owned())
+}
