@@ -66,6 +66,12 @@ pub struct Metrics {
     pub fanout: LatencyHistogram,
     /// `/api/stats` streams open now (bounded, see `http::stats`).
     pub stats_streams: AtomicU64,
+    /// Requests to the HTTP transports, admitted or not: `/sse`, `/poll`, `/rpc`.
+    pub sse_requests: AtomicU64,
+    /// See [`Metrics::sse_requests`].
+    pub poll_requests: AtomicU64,
+    /// See [`Metrics::sse_requests`].
+    pub rpc_requests: AtomicU64,
     rejections: [AtomicU64; 4],
 }
 
@@ -105,7 +111,7 @@ impl Metrics {
         let gauges = [
             (
                 "ripple_connections",
-                "WebSocket connections open now",
+                "Connections open now: WebSockets, SSE streams and waiting long-polls",
                 get(&self.connections),
             ),
             (
@@ -123,7 +129,7 @@ impl Metrics {
         let counters = [
             (
                 "ripple_connections_total",
-                "WebSocket connections opened",
+                "Connections opened: WebSockets, SSE streams and admitted long-polls",
                 get(&self.connections_total),
             ),
             (
@@ -175,6 +181,18 @@ impl Metrics {
         );
         for (why, counter) in Rejection::ALL.iter().zip(&self.rejections) {
             let _ = writeln!(out, "{name}{{reason=\"{}\"}} {}", why.label(), get(counter));
+        }
+        let name = "ripple_http_transport_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests to the HTTP transports, by endpoint\n# TYPE {name} counter"
+        );
+        for (transport, counter) in [
+            ("sse", &self.sse_requests),
+            ("poll", &self.poll_requests),
+            ("rpc", &self.rpc_requests),
+        ] {
+            let _ = writeln!(out, "{name}{{transport=\"{transport}\"}} {}", get(counter));
         }
         self.fanout.render(&mut out);
         out

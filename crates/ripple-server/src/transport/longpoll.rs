@@ -17,6 +17,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::cursor::{Cursor, Observed};
 use crate::http::request::{self, Params};
+use crate::metrics::Metrics;
 use crate::protocol::{Command, Head, ProtocolError, Request, Since, codes};
 use crate::queue::ClientQueue;
 use crate::session::{Finishing, Session};
@@ -27,6 +28,7 @@ const SUBSCRIBE_GRACE: Duration = Duration::from_secs(5);
 
 /// Answers one poll: `200` with `{cursor, channels, messages}`, or the refusal.
 pub async fn poll(state: Arc<AppState>, headers: &HeaderMap, params: &Params) -> Response {
+    Metrics::add(&state.metrics.poll_requests, 1);
     let _connected = match request::admit(&state, headers) {
         Ok(connected) => connected,
         Err(err) => return request::refuse(None, &err),

@@ -24,6 +24,7 @@ pub async fn call(
     peer: Option<SocketAddr>,
     body: &[u8],
 ) -> Response {
+    Metrics::add(&state.metrics.rpc_requests, 1);
     let mut id = None;
     match run(&state, headers, params, peer, body, &mut id).await {
         Ok(reply) => request::json(StatusCode::OK, reply),

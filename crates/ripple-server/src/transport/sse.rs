@@ -21,7 +21,7 @@ use tokio::time::{Instant, Interval, sleep_until};
 use super::{client_left, going_away};
 use crate::cursor::{Cursor, Observed};
 use crate::http::request::{self, Params};
-use crate::metrics::Connected;
+use crate::metrics::{Connected, Metrics};
 use crate::protocol::{Command, Head, ProtocolError, Request, codes};
 use crate::queue::{ClientQueue, Disconnect};
 use crate::session::{Finishing, Session};
@@ -32,6 +32,7 @@ const RETRY_MS: u32 = 2000;
 
 /// Opens a stream: `200 text/event-stream`, or the refusal as an HTTP status and JSON error.
 pub async fn open(state: Arc<AppState>, headers: &HeaderMap, params: &Params) -> Response {
+    Metrics::add(&state.metrics.sse_requests, 1);
     let connected = match request::admit(&state, headers) {
         Ok(connected) => connected,
         Err(err) => return request::refuse(None, &err),
