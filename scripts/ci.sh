@@ -14,9 +14,11 @@
 #   autobahn    scripts/autobahn.sh all      (Autobahn|TestSuite, both roles, against the baseline)
 #   interop     scripts/interop.sh           (Python websockets and Node ws peers)
 #   browser     scripts/browser.sh           (headless Chromium: chat page, dashboard, ripple.js)
-#   channels-py scripts/channels-py.sh       (Python client: channels, recovery with since)
+#   channels-py scripts/channels-py.sh       (Python clients: channels and recovery on /ws; SSE,
+#                                            long-polling and /rpc with httpx and curl)
 #   cli         scripts/cli.sh               (ripple connect in tmux, pipe mode against peers)
 #   bench-smoke scripts/bench-compare.sh --quick (Ripple beside peer servers, one short run)
+#   fallback-smoke scripts/bench-fallback.sh --quick (fan-out over /ws, /sse and /poll, one short run)
 # Each step prints a header and its duration; the end is a table of step timings. Exit status:
 # that of the first failing step (named in the last lines), 0 when all pass.
 set -euo pipefail
@@ -117,5 +119,6 @@ step browser bash scripts/browser.sh
 step channels-py bash scripts/channels-py.sh
 step cli bash scripts/cli.sh
 step bench-smoke bash scripts/bench-compare.sh --quick
+step fallback-smoke bash scripts/bench-fallback.sh --quick
 summary
 echo "ci: all ${#NAMES[@]} steps passed"

@@ -1,21 +1,27 @@
 //! `ripple bench URL`: a load generator whose every reply is checked.
 //!
 //! Modes: `echo` (C connections x pipeline P x size S), `broadcast` (publishers -> subscribers
-//! on a broadcast endpoint) and `connect` (handshakes per second, server memory per
-//! connection). Each opens its connections first, then measures; the summary is words or one
-//! JSON object.
+//! on a broadcast endpoint, or on a channel of `ripple serve` over WebSocket, SSE or
+//! long-polling) and `connect` (handshakes per second, server memory per connection). Each
+//! opens its connections first, then measures; the summary is words or one JSON object.
 
 mod broadcast;
+mod channel;
 mod connect;
 mod connections;
 mod echo;
+mod http;
 mod output;
 mod payload;
+mod poll;
 mod procfs;
 mod schedule;
+mod sse;
 mod stats;
+mod subscriber;
 mod target;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,6 +34,7 @@ use url::Url;
 use crate::client_options::{ClientArgs, parse_url, with_compression};
 use crate::units::{parse_duration, parse_size};
 use connections::Opener;
+use http::HttpTarget;
 use output::{Progress, Report, progress_wanted};
 use payload::Verify;
 use schedule::Schedule;
@@ -60,7 +67,11 @@ Modes:
              messages not yet received by all. Works on a raw broadcast endpoint such as the
              chat_server example, which may prefix each message (e.g. '[12:00:00] '), or,
              with --channel NAME, on `ripple serve`'s /ws channel protocol (subscribe and
-             publish commands; deliveries are `message` pushes).
+             publish commands; deliveries are `message` pushes, whose offsets must follow
+             each other). --transport sse or poll: subscribers use /sse (Server-Sent Events)
+             or /poll (long-polling) instead, publishers stay on /ws. --rate R: publish R
+             messages/s in all; a message held back by a full window counts from when
+             it was due.
              Latency: send to each receive. messages = deliveries.
   connect    opens -c connections (-p connections handshaking at once); handshakes/s,
              handshake latency, and with --server-pid the server's memory per connection.
@@ -79,6 +90,28 @@ pub(crate) enum Mode {
     Echo,
     Broadcast,
     Connect,
+}
+
+/// How broadcast subscribers receive a channel's messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Transport {
+    /// WebSocket: `/ws`, `subscribe` command
+    #[default]
+    Ws,
+    /// Server-Sent Events: a `GET /sse?channel=NAME` stream each
+    Sse,
+    /// Long-polling: `GET /poll?channel=NAME&cursor=C` in a loop on a kept-alive connection
+    Poll,
+}
+
+impl Transport {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::Poll => "poll",
+        }
+    }
 }
 
 /// Arguments of `ripple bench`.
@@ -139,6 +172,15 @@ pub(crate) struct BenchArgs {
     /// publish on this channel instead of using a raw broadcast endpoint
     #[arg(long, value_name = "NAME")]
     channel: Option<String>,
+
+    /// Broadcast on a channel: how subscribers receive (publishers always use /ws)
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    transport: Transport,
+
+    /// Broadcast: publish this many messages per second in all (default: as fast as the
+    /// windows allow)
+    #[arg(long, value_name = "PER_SEC")]
+    rate: Option<f64>,
 
     /// Read the server's CPU time (and, in connect mode, memory) from /proc/PID
     #[arg(long, value_name = "PID")]
@@ -230,6 +272,20 @@ impl BenchArgs {
         if self.mode == Mode::Broadcast && self.publishers > u32::MAX as usize {
             return Err("too many publishers".into());
         }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err("--rate must be a positive number of messages per second".into());
+        }
+        if self.rate.is_some() && self.mode != Mode::Broadcast {
+            return Err("--rate applies to broadcast mode".into());
+        }
+        if self.transport != Transport::Ws {
+            if self.mode != Mode::Broadcast || self.channel.is_none() {
+                return Err("--transport sse and poll need -m broadcast --channel NAME".into());
+            }
+            if self.url.scheme() != "ws" {
+                return Err("--transport sse and poll speak plain HTTP: give a ws:// URL".into());
+            }
+        }
         Ok(())
     }
 }
@@ -250,6 +306,11 @@ pub(crate) struct Plan {
     pub(crate) subscribers: usize,
     pub(crate) publishers: usize,
     pub(crate) channel: Option<String>,
+    pub(crate) transport: Transport,
+    /// Broadcast: publish this many messages per second in all.
+    pub(crate) rate: Option<f64>,
+    /// Where SSE and long-poll subscribers send their requests.
+    pub(crate) http: Option<Arc<HttpTarget>>,
     pub(crate) server_pid: Option<u32>,
     pub(crate) settle: Duration,
     pub(crate) threads: usize,
@@ -273,6 +334,12 @@ impl Plan {
             (None, None) => Some(DEFAULT_DURATION),
             (duration, _) => duration,
         };
+        let http = match args.transport {
+            Transport::Ws => None,
+            Transport::Sse | Transport::Poll => Some(Arc::new(
+                HttpTarget::new(&args.url, &args.client).map_err(anyhow::Error::msg)?,
+            )),
+        };
         let host = args.url.host_str().unwrap_or("?");
         let port = args.url.port_or_known_default().unwrap_or(80);
         Ok(Self {
@@ -290,6 +357,9 @@ impl Plan {
             subscribers: args.subscribers,
             publishers: args.publishers,
             channel: args.channel.clone(),
+            transport: args.transport,
+            rate: args.rate,
+            http,
             server_pid: args.server_pid,
             settle: args.settle,
             threads: args.threads,

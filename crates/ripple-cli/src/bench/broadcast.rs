@@ -2,11 +2,17 @@
 //! reach every subscriber, intact and in order. Latency is from the send (stamped in the
 //! message) to each receive.
 //!
+//! Subscribers listen on a raw broadcast endpoint, or with `--channel` on `ripple serve`'s
+//! channel protocol over WebSocket (`/ws`), Server-Sent Events (`/sse`) or long-polling
+//! (`/poll`) (`--transport`); publishers always publish over WebSocket. On a channel every
+//! delivery also carries the server's offset, which must grow by one from the subscription's
+//! start: no gap (loss), no repeat.
+//!
 //! Each publisher keeps at most `pipeline` messages that not every subscriber has received
 //! yet: a ring of counters, one per message in that window, counts the subscribers still
 //! missing it, and the last one returns the window's permit. A subscriber receives one
 //! publisher's messages in order, so they complete in order and a slot is free again by the
-//! time its sequence number comes round.
+//! time its sequence number comes round. With `--rate`, publishers also keep to a schedule.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -15,17 +21,18 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use ripple::{Message, Reader, WebSocket, Writer};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use super::connections::close_all;
 use super::output::{Progress, Report};
-use super::payload::{Received, SYNC, Stamp, broadcast_message, parse_broadcast};
+use super::payload::{SYNC, Stamp, broadcast_message};
 use super::procfs::CpuMark;
-use super::schedule::Schedule;
+use super::schedule::{Pacer, Schedule};
 use super::stats::{Counter, Errors, Latencies};
-use super::{Live, Plan, follow, seconds_between};
+use super::subscriber::{JoinGate, http_subscriber, join_channel, ws_subscriber};
+use super::{Live, Plan, Transport, follow, seconds_between};
 use crate::failure::describe_failure;
 
 /// How long deliveries may take after the last publish.
@@ -33,10 +40,12 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// A publisher whose window stays full this long has stalled.
 const STALL: Duration = Duration::from_secs(10);
 /// How long the server may take to register every subscriber.
-const SYNC_WAIT: Duration = Duration::from_secs(10);
+pub(super) const SYNC_WAIT: Duration = Duration::from_secs(10);
+/// How long opening every SSE or long-poll subscriber may take.
+const JOIN_WAIT: Duration = Duration::from_secs(60);
 /// Deliveries a subscriber counts before it tells the progress bar.
-const TALLY: u64 = 64;
-/// Handshakes in flight while opening the connections.
+pub(super) const TALLY: u64 = 64;
+/// Handshakes (or HTTP subscriptions) in flight while opening the connections.
 const OPEN_CONCURRENCY: usize = 64;
 
 /// What the publishers' windows need.
@@ -47,55 +56,53 @@ struct Window {
 }
 
 /// What every task shares.
-struct Shared {
-    epoch: Instant,
+pub(super) struct Shared {
+    pub(super) epoch: Instant,
     /// Messages sent at or after this (nanoseconds since `epoch`) are measured.
-    measure_from_ns: AtomicU64,
+    pub(super) measure_from_ns: AtomicU64,
     windows: Vec<Window>,
-    subscribers: u32,
-    size: usize,
-    text: bool,
+    pub(super) subscribers: u32,
+    pub(super) size: usize,
+    pub(super) text: bool,
     /// The channel of `ripple serve`'s protocol, when not on a raw broadcast endpoint.
-    channel: Option<String>,
+    pub(super) channel: Option<String>,
     /// Subscribers that have seen the sync message.
-    ready: AtomicUsize,
-    latencies: Latencies,
-    deliveries: Counter,
-    published: Counter,
-    foreign: Counter,
-    errors: Errors,
-    last_delivery_ns: AtomicU64,
+    pub(super) ready: AtomicUsize,
+    pub(super) latencies: Latencies,
+    pub(super) deliveries: Counter,
+    pub(super) published: Counter,
+    pub(super) foreign: Counter,
+    pub(super) errors: Errors,
+    pub(super) last_delivery_ns: AtomicU64,
 }
 
 /// Runs broadcast mode.
 pub(super) async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let progress = Progress::new(plan.show_progress, 0);
-    let opener = plan.opener(&progress, OPEN_CONCURRENCY);
-    let subscribers = opener.open(plan.subscribers, None, None).await;
-    let publishers = opener.open(plan.publishers, None, None).await;
-    if let Some(why) = subscribers
-        .failures
-        .iter()
-        .chain(&publishers.failures)
-        .next()
-    {
-        progress.finish();
-        anyhow::bail!(
-            "{} connections failed: {why}",
-            subscribers.failed + publishers.failed
-        );
-    }
-    let mut subscriber_sockets = subscribers.sockets;
-    if let Some(channel) = &plan.channel {
-        for ws in &mut subscriber_sockets {
-            join_channel(ws, channel).await?;
-        }
-    }
     let shared = Arc::new(new_shared(plan));
     let (finish, finished) = watch::channel(false);
     let mut subscriber_tasks = JoinSet::new();
-    for (index, ws) in subscriber_sockets.into_iter().enumerate() {
-        subscriber_tasks.spawn(subscriber(index, ws, Arc::clone(&shared), finished.clone()));
+    let opening = Subscribing {
+        plan,
+        progress: &progress,
+        shared: &shared,
+        finished: &finished,
+    };
+    let opened = match plan.transport {
+        Transport::Ws => opening.websockets(&mut subscriber_tasks).await,
+        Transport::Sse | Transport::Poll => opening.http(&mut subscriber_tasks).await,
+    };
+    if let Err(err) = opened {
+        progress.finish();
+        return Err(err);
+    }
+    let publishers = plan
+        .opener(&progress, OPEN_CONCURRENCY)
+        .open(plan.publishers, None, None)
+        .await;
+    if let Some(why) = publishers.failures.first() {
+        progress.finish();
+        anyhow::bail!("{} publisher connections failed: {why}", publishers.failed);
     }
     let mut publisher_sockets = publishers.sockets;
     sync(&mut publisher_sockets, &shared, plan.subscribers).await?;
@@ -105,9 +112,13 @@ pub(super) async fn run(plan: &Plan) -> anyhow::Result<Report> {
         .measure_from
         .saturating_duration_since(shared.epoch);
     shared.measure_from_ns.store(nanos(measure_from), Relaxed);
+    let pacer = plan.rate.map(|rate| {
+        let start = Instant::now();
+        Pacer::new(start, rate / plan.publishers as f64)
+    });
     let mut publisher_tasks = JoinSet::new();
     for (index, ws) in publisher_sockets.into_iter().enumerate() {
-        let task = publisher(index, ws, Arc::clone(&shared), Arc::clone(&schedule));
+        let task = publisher(index, ws, Arc::clone(&shared), Arc::clone(&schedule), pacer);
         publisher_tasks.spawn(task);
     }
     sleep_until(schedule.measure_from).await;
@@ -181,6 +192,8 @@ fn report(
         binary: Some(plan.binary),
         publishers: Some(plan.publishers),
         subscribers: Some(plan.subscribers),
+        transport: plan.channel.is_some().then(|| plan.transport.name()),
+        publish_rate: plan.rate,
         duration_secs: seconds,
         messages: deliveries,
         messages_per_sec: rate,
@@ -194,6 +207,94 @@ fn report(
     };
     report.set_cpu(cpu, deliveries, false);
     report
+}
+
+/// Opening the subscribers and starting their tasks.
+struct Subscribing<'a> {
+    plan: &'a Plan,
+    progress: &'a Progress,
+    shared: &'a Arc<Shared>,
+    finished: &'a watch::Receiver<bool>,
+}
+
+type Subscribers = JoinSet<Option<(Reader, Writer)>>;
+
+impl Subscribing<'_> {
+    /// WebSocket subscribers: all connections first, then (on a channel) one `subscribe` each.
+    async fn websockets(&self, tasks: &mut Subscribers) -> anyhow::Result<()> {
+        let opener = self.plan.opener(self.progress, OPEN_CONCURRENCY);
+        let opened = opener.open(self.plan.subscribers, None, None).await;
+        if let Some(why) = opened.failures.first() {
+            anyhow::bail!("{} subscriber connections failed: {why}", opened.failed);
+        }
+        for (index, mut ws) in opened.sockets.into_iter().enumerate() {
+            let start = match &self.plan.channel {
+                Some(channel) => Some(join_channel(&mut ws, channel).await?),
+                None => None,
+            };
+            let shared = Arc::clone(self.shared);
+            tasks.spawn(ws_subscriber(
+                index,
+                ws,
+                start,
+                shared,
+                self.finished.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// SSE or long-poll subscribers: each task opens its connection and subscribes (at most
+    /// [`OPEN_CONCURRENCY`] at a time), then reports; this waits for every report.
+    async fn http(&self, tasks: &mut Subscribers) -> anyhow::Result<()> {
+        let (Some(http), Some(channel)) = (&self.plan.http, &self.plan.channel) else {
+            anyhow::bail!("--transport sse and poll need --channel and a ws:// URL");
+        };
+        let encoded: String = url::form_urlencoded::byte_serialize(channel.as_bytes()).collect();
+        let query: Arc<str> = Arc::from(format!("channel={encoded}"));
+        let gate = Arc::new(Semaphore::new(OPEN_CONCURRENCY));
+        let (reports, mut joined) = mpsc::unbounded_channel();
+        let n = self.plan.subscribers;
+        for index in 0..n {
+            let task = http_subscriber(
+                index,
+                self.plan.transport,
+                Arc::clone(http),
+                Arc::clone(&query),
+                Arc::clone(self.shared),
+                JoinGate {
+                    gate: Arc::clone(&gate),
+                    reports: reports.clone(),
+                },
+                self.finished.clone(),
+            );
+            tasks.spawn(task);
+        }
+        drop(reports);
+        self.progress.set_length(n as u64);
+        let give_up = Instant::now() + JOIN_WAIT;
+        let (mut done, mut failed, mut first_failure) = (0, 0u64, None);
+        while done < n {
+            let report = timeout_at(give_up, joined.recv()).await.map_err(|_| {
+                anyhow::anyhow!("only {done} of {n} subscribers were set up within {JOIN_WAIT:?}")
+            })?;
+            match report {
+                Some(Ok(())) => {}
+                Some(Err(why)) => {
+                    failed += 1;
+                    first_failure.get_or_insert(why);
+                }
+                None => break,
+            }
+            done += 1;
+            self.progress
+                .update(done as u64, format!("{done}/{n} subscribers"));
+        }
+        if let Some(why) = first_failure {
+            anyhow::bail!("{failed} subscribers failed: {why}");
+        }
+        Ok(())
+    }
 }
 
 /// Sends the sync message from the first publisher until every subscriber has seen one:
@@ -261,12 +362,17 @@ impl Shared {
         }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// How many publishers there are.
+    pub(super) fn publishers(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub(super) fn now_ns(&self) -> u64 {
         nanos(self.epoch.elapsed())
     }
 
     /// One subscriber received `seq` of `publisher`: the window's slot has one fewer to wait for.
-    fn delivered(&self, publisher: usize, seq: u64) {
+    pub(super) fn delivered(&self, publisher: usize, seq: u64) {
         let window = &self.windows[publisher];
         let slot = &window.missing[(seq % window.missing.len() as u64) as usize];
         if slot.fetch_sub(1, AcqRel) == 1 {
@@ -275,123 +381,14 @@ impl Shared {
     }
 }
 
-/// One subscriber: checks that each publisher's messages arrive in order and intact.
-async fn subscriber(
-    index: usize,
-    ws: WebSocket,
-    shared: Arc<Shared>,
-    mut finished: watch::Receiver<bool>,
-) -> Option<(Reader, Writer)> {
-    let (mut reader, writer) = ws.split();
-    let mut next = vec![0u64; shared.windows.len()];
-    let mut recorder = shared.latencies.recorder();
-    let mut synced = false;
-    let mut tally = 0u64;
-    loop {
-        let received = tokio::select! {
-            biased;
-            _ = finished.changed() => break,
-            received = reader.recv() => received,
-        };
-        let message = match received {
-            Ok(Some(message)) => message,
-            Ok(None) => {
-                shared.errors.add(
-                    1,
-                    format!("subscriber {index}: the server closed the connection"),
-                );
-                return None;
-            }
-            Err(err) => {
-                shared
-                    .errors
-                    .add(1, format!("subscriber {index}: {}", describe_failure(&err)));
-                return None;
-            }
-        };
-        let payload = match &shared.channel {
-            Some(_) => message_data(message.as_bytes()),
-            None => Some(message.as_bytes()),
-        };
-        let Some(payload) = payload else {
-            shared.foreign.add(1);
-            continue;
-        };
-        let stamp = match parse_broadcast(payload, shared.size) {
-            Received::Stamped(stamp) if (stamp.publisher as usize) < next.len() => stamp,
-            Received::Sync if !synced => {
-                synced = true;
-                shared.ready.fetch_add(1, Relaxed);
-                continue;
-            }
-            Received::Corrupt => {
-                shared
-                    .errors
-                    .add(1, format!("subscriber {index}: corrupted message"));
-                continue;
-            }
-            Received::Sync => continue,
-            Received::Stamped(_) | Received::Foreign => {
-                shared.foreign.add(1);
-                continue;
-            }
-        };
-        if let Err(why) = accept(&shared, &mut next, stamp) {
-            shared
-                .errors
-                .add(why.0, format!("subscriber {index}: {}", why.1));
-        }
-        let now_ns = shared.now_ns();
-        if stamp.sent_ns >= shared.measure_from_ns.load(Relaxed) {
-            recorder.record(Duration::from_nanos(now_ns.saturating_sub(stamp.sent_ns)));
-            shared.last_delivery_ns.fetch_max(now_ns, Relaxed);
-            tally += 1;
-            if tally == TALLY {
-                shared.deliveries.add(tally);
-                tally = 0;
-            }
-        }
-    }
-    shared.deliveries.add(tally);
-    Some((reader, writer))
-}
-
-/// Checks the order of one delivery and frees the publisher's window; a gap is loss.
-fn accept(shared: &Shared, next: &mut [u64], stamp: Stamp) -> Result<(), (u64, String)> {
-    let publisher = stamp.publisher as usize;
-    let expected = next[publisher];
-    if stamp.seq < expected {
-        return Err((
-            1,
-            format!(
-                "publisher {publisher} message {} again or out of order",
-                stamp.seq
-            ),
-        ));
-    }
-    for lost in expected..stamp.seq {
-        shared.delivered(publisher, lost);
-    }
-    shared.delivered(publisher, stamp.seq);
-    next[publisher] = stamp.seq + 1;
-    match stamp.seq - expected {
-        0 => Ok(()),
-        gap => Err((
-            gap,
-            format!(
-                "lost {gap} messages of publisher {publisher} before {}",
-                stamp.seq
-            ),
-        )),
-    }
-}
-
-/// One publisher: keeps its window full; reads (and drops) what the server sends it.
+/// One publisher: keeps its window full (and, with a pacer, to its schedule); reads (and
+/// drops) what the server sends it.
 async fn publisher(
     index: usize,
     ws: WebSocket,
     shared: Arc<Shared>,
     schedule: Arc<Schedule>,
+    pacer: Option<Pacer>,
 ) -> Option<(Reader, Writer)> {
     let (mut reader, mut writer) = ws.split();
     let window = &shared.windows[index];
@@ -399,29 +396,37 @@ async fn publisher(
     let sending = async {
         let mut seq = 0u64;
         loop {
+            if let Some(pacer) = &pacer {
+                sleep_until(pacer.wake_at(seq)).await;
+            }
             let Ok(Ok(permit)) = timeout(STALL, window.permits.acquire()).await else {
                 return Err(format!("subscribers fell {STALL:?} behind"));
             };
             permit.forget();
-            let extra = window.permits.available_permits();
+            let now = Instant::now();
+            // Messages whose time has come (with a pacer), as many as the window allows.
+            let due = pacer.map_or(u64::MAX, |p| p.due(seq, now).max(1));
+            let extra = (window.permits.available_permits() as u64).min(due - 1);
             if let Ok(more) = window.permits.try_acquire_many(extra as u32) {
                 more.forget();
             }
-            let want = 1 + extra as u64;
-            let now = Instant::now();
+            let want = 1 + extra;
             let granted = schedule.claim(now, want);
             window.permits.add_permits((want - granted) as usize);
             if granted == 0 {
                 break;
             }
-            let sent_ns = nanos(now - shared.epoch);
+            let mut measured = 0;
             for _ in 0..granted {
                 let slot = &window.missing[(seq % window.missing.len() as u64) as usize];
                 slot.store(shared.subscribers, Relaxed);
+                // Paced: a message held back by a full window counts from when it was due.
+                let sent = pacer.map_or(now, |p| p.stamp(seq, now));
+                measured += u64::from(schedule.measured(sent));
                 let stamp = Stamp {
                     publisher,
                     seq,
-                    sent_ns,
+                    sent_ns: nanos(sent.saturating_duration_since(shared.epoch)),
                 };
                 let text = broadcast_message(stamp, shared.size);
                 writer
@@ -430,9 +435,7 @@ async fn publisher(
                     .map_err(|e| describe_failure(&e))?;
                 seq += 1;
             }
-            if schedule.measured(now) {
-                shared.published.add(granted);
-            }
+            shared.published.add(measured);
             writer.flush().await.map_err(|e| describe_failure(&e))?;
         }
         Ok::<(), String>(())
@@ -461,61 +464,4 @@ async fn publisher(
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Subscribes to `channel` on `ripple serve`'s /ws and waits for the `subscribed` reply.
-async fn join_channel(ws: &mut WebSocket, channel: &str) -> anyhow::Result<()> {
-    let command = format!(r#"{{"type":"subscribe","channel":"{channel}"}}"#);
-    ws.send(Message::from(command))
-        .await
-        .map_err(|e| anyhow::anyhow!("subscribe: {}", describe_failure(&e)))?;
-    let give_up = Instant::now() + SYNC_WAIT;
-    loop {
-        let reply = timeout(give_up.saturating_duration_since(Instant::now()), ws.recv())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "no `subscribed` reply within {SYNC_WAIT:?}: is this `ripple serve`'s /ws?"
-                )
-            })?
-            .map_err(|e| anyhow::anyhow!("subscribe: {}", describe_failure(&e)))?;
-        let Some(reply) = reply else {
-            anyhow::bail!("the server closed the connection instead of subscribing");
-        };
-        let text = reply.as_bytes();
-        if find(text, br#""type":"subscribed""#) {
-            return Ok(());
-        }
-        if find(text, br#""type":"error""#) {
-            anyhow::bail!("subscribe refused: {}", String::from_utf8_lossy(text));
-        }
-    }
-}
-
-/// The `data` string of a `message` push; `None` for anything else (replies, presence).
-fn message_data(push: &[u8]) -> Option<&[u8]> {
-    if !push.starts_with(br#"{"type":"message""#) {
-        return None;
-    }
-    let key = br#""data":""#;
-    let start = push.windows(key.len()).position(|w| w == key)? + key.len();
-    let len = push[start..].iter().position(|&b| b == b'"')?;
-    Some(&push[start..start + len])
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_data_finds_the_payload() {
-        let push =
-            br#"{"type":"message","channel":"b","offset":3,"epoch":"e","data":"~rb:1~..","ts":1}"#;
-        assert_eq!(message_data(push), Some(&b"~rb:1~.."[..]));
-        assert_eq!(message_data(br#"{"type":"published","offset":3}"#), None);
-    }
 }

@@ -27,6 +27,12 @@ pub(crate) struct Report {
     pub(crate) publishers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) subscribers: Option<usize>,
+    /// Broadcast on a channel: how subscribers receive (`ws`, `sse` or `poll`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transport: Option<&'static str>,
+    /// Broadcast: the publishers' target rate in messages per second (`--rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) publish_rate: Option<f64>,
     /// Length of the measured window, in seconds.
     pub(crate) duration_secs: f64,
     /// Messages received and checked in the measured window (broadcast: deliveries).
@@ -147,14 +153,24 @@ impl Report {
                 self.pipeline.unwrap_or(1),
                 self.threads
             ),
-            "broadcast" => format!(
-                "broadcast {}: {} publishers -> {} subscribers, window {}, {size} {kind}, {} thread(s)",
-                self.url,
-                self.publishers.unwrap_or(0),
-                self.subscribers.unwrap_or(0),
-                self.pipeline.unwrap_or(1),
-                self.threads
-            ),
+            "broadcast" => {
+                let over = self
+                    .transport
+                    .map(|t| format!(" over {t}"))
+                    .unwrap_or_default();
+                let rate = self
+                    .publish_rate
+                    .map(|r| format!(", {r} msg/s"))
+                    .unwrap_or_default();
+                format!(
+                    "broadcast {}: {} publishers -> {} subscribers{over}, window {}{rate}, {size} {kind}, {} thread(s)",
+                    self.url,
+                    self.publishers.unwrap_or(0),
+                    self.subscribers.unwrap_or(0),
+                    self.pipeline.unwrap_or(1),
+                    self.threads
+                )
+            }
             _ => format!(
                 "connect {}: {} connections, {} thread(s)",
                 self.url, self.connections, self.threads

@@ -1,5 +1,6 @@
-//! `ripple bench --json` against an in-process echo server: the promised fields, and zero
-//! errors.
+//! `ripple bench --json` against in-process servers (an echo server, a raw broadcast room,
+//! `ripple serve`'s channels over WebSocket, SSE and long-polling): the promised fields, and
+//! zero errors.
 
 use serde_json::Value;
 
@@ -145,6 +146,100 @@ async fn broadcast_mode_json() {
     assert!(published > 0, "{report}");
     // Every published message reached each of the 5 subscribers.
     assert_eq!(deliveries, published * 5, "{report}");
+}
+
+/// `ripple serve` with its defaults, in process; returns the URL of its `/ws`.
+async fn channel_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ripple_server::Config::default();
+    tokio::spawn(ripple_server::run(listener, config, std::future::pending()));
+    format!("ws://127.0.0.1:{port}/ws")
+}
+
+/// A broadcast run on channel `bench` over `transport`; returns its JSON after checking that
+/// every published message reached each subscriber once, without error.
+async fn channel_run(transport: &str, subscribers: usize, extra: &[&str]) -> Value {
+    let url = channel_server().await;
+    let subscribers_arg = subscribers.to_string();
+    let mut args = vec![
+        "bench",
+        &url,
+        "--json",
+        "-m",
+        "broadcast",
+        "--channel",
+        "bench",
+        "--transport",
+        transport,
+        "--subscribers",
+        &subscribers_arg,
+        "--publishers",
+        "2",
+        "-p",
+        "8",
+        "-s",
+        "64",
+        "-d",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    let run = ripple(&args, b"").await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&run.stdout);
+    assert_common_fields(&report);
+    assert_eq!(report["mode"], "broadcast");
+    assert_eq!(report["transport"], transport, "{report}");
+    let published = report["published"].as_u64().unwrap();
+    assert!(published > 0, "{report}");
+    assert_eq!(
+        report["messages"].as_u64().unwrap(),
+        published * subscribers as u64,
+        "{report}"
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_on_a_channel_over_websocket() {
+    channel_run("ws", 5, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_on_a_channel_over_sse() {
+    channel_run("sse", 5, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_on_a_channel_over_long_polling() {
+    channel_run("poll", 5, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_at_a_fixed_rate() {
+    // 400 messages/s for 500 ms: about 200 published, whatever the machine's speed.
+    let report = channel_run("sse", 3, &["--rate", "400"]).await;
+    assert_eq!(report["publish_rate"], 400.0, "{report}");
+    let published = report["published"].as_u64().unwrap();
+    assert!((150..=210).contains(&published), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_transports_need_a_channel() {
+    let run = ripple(
+        &[
+            "bench",
+            "ws://127.0.0.1:9/ws",
+            "-m",
+            "broadcast",
+            "--transport",
+            "sse",
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--channel"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
