@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Idempotent installer for the Python interop peer: a venv with the pinned `websockets`
-# (tests/interop/requirements.txt).
+# Idempotent installer for the Python interop peer: a venv with the pinned `websockets` and
+# `httpx` (tests/interop/requirements.txt).
 #
 # usage: scripts/install/python.sh [--quiet] [--force]
 # env: RIPPLE_PY_VENV   the venv (default ~/.cache/ripple/py)
 #      RIPPLE_PYTHON3   python3 that creates it (default: python3 on PATH)
 # A stamp in the venv records the requirements and the interpreter; when they match and
-# `import websockets` works, the script returns at once. Exit 1 on failure.
+# `import websockets, httpx` works, the script returns at once. Exit 1 on failure.
 set -euo pipefail
 RP_TAG="install/python"
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -36,7 +36,7 @@ PY3_ID="$("$PY3" -c 'import sys; print(sys.executable, sys.version.split()[0])')
 want_stamp() { { echo "$PY3_ID"; cat "$REQ"; } | rp_hash; }
 
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(want_stamp)" ] &&
-    "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
+    "$VENV/bin/python" -c 'import websockets, httpx' 2>/dev/null; then
     log "already installed ($VENV, $(( SECONDS - T0 ))s)"
     exit 0
 fi
@@ -55,6 +55,6 @@ if ! "$PY3" -m venv "$VENV" >/dev/null 2>&1; then
 fi
 timeout 600 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" ||
     rp_die "pip install -r tests/interop/requirements.txt failed"
-"$VENV/bin/python" -c 'import websockets' || rp_die "websockets does not import"
+"$VENV/bin/python" -c 'import websockets, httpx' || rp_die "websockets or httpx does not import"
 want_stamp > "$STAMP"
-log "ok in $(rp_fmt_secs $(( SECONDS - T0 ))): websockets $("$VENV/bin/python" -c 'import websockets; print(websockets.__version__)') ($VENV)"
+log "ok in $(rp_fmt_secs $(( SECONDS - T0 ))): $("$VENV/bin/python" -c 'import websockets, httpx; print("websockets", websockets.__version__ + ", httpx", httpx.__version__)') ($VENV)"
