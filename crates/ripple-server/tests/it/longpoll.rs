@@ -132,6 +132,25 @@ async fn since_recovers_and_a_foreign_epoch_is_recovered_false_at_once() {
 }
 
 #[tokio::test]
+async fn a_cursor_older_than_history_is_recovered_false() {
+    let server = start(Config {
+        history_size: 2,
+        ..Config::default()
+    })
+    .await;
+    let (_, first) = poll(server.addr, "channel=a&timeout=0").await;
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    for n in 1..=5 {
+        rpc_publish(server.addr, "a", json!(n)).await;
+    }
+    let (status, lost) = poll(server.addr, &format!("cursor={cursor}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(lost["channels"][0]["recovered"], false, "{lost}");
+    assert_eq!(lost["channels"][0]["offset"], 5);
+    assert_eq!(lost["messages"], json!([]));
+}
+
+#[tokio::test]
 async fn bad_requests_get_statuses_and_json_errors() {
     let server = start(jwt_config()).await;
     let good = valid_token("alice", &["room:*"]);

@@ -338,3 +338,49 @@ async fn redis_subscribing_during_publishing_on_other_nodes_has_no_gap_or_duplic
         publisher.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn redis_http_transports_resume_on_another_node_with_no_sticky_session() {
+    use crate::sse_support::{decode_cursor, open, poll};
+    let redis = RedisServer::start().await;
+    let [a, b, _c] = three_nodes(&redis).await;
+    // Long-polling: a cursor from node A is all node B needs.
+    let (status, first) = poll(a.addr, "channel=feed&timeout=0").await;
+    assert_eq!(status, 200, "{first}");
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    for n in 1..=5 {
+        api_publish(&a, "feed", json!(n)).await;
+    }
+    let (status, on_b) = poll(b.addr, &format!("cursor={cursor}")).await;
+    assert_eq!(status, 200, "{on_b}");
+    assert_eq!(on_b["channels"][0]["recovered"], true, "{on_b}");
+    let offsets: Vec<u64> = on_b["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [1, 2, 3, 4, 5]);
+    let next = on_b["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(decode_cursor(&next)[0].2, 5);
+
+    // SSE: a stream on node A dropped; its last event id resumes on node B.
+    let mut stream = open(a.addr, "/sse?channel=feed", &[]).await.unwrap();
+    stream.expect("authenticated").await;
+    let subscribed = stream.expect("subscribed").await;
+    let last_id = subscribed.id.unwrap();
+    drop(stream);
+    for n in 6..=8 {
+        api_publish(&b, "feed", json!(n)).await;
+    }
+    let mut stream = open(b.addr, "/sse?channel=feed", &[("Last-Event-ID", &last_id)])
+        .await
+        .unwrap();
+    stream.expect("authenticated").await;
+    assert_eq!(stream.expect("subscribed").await.json()["recovered"], true);
+    for n in 6..=8 {
+        assert_eq!(stream.expect("message").await.json()["offset"], n);
+    }
+    api_publish(&a, "feed", json!("live")).await;
+    assert_eq!(stream.expect("message").await.json()["offset"], 9);
+}
