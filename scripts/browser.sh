@@ -5,8 +5,13 @@
 #   tests/browser/chat.test.mjs         the chat page (/): a room, history, presence, a page offline
 #                                       while 50 messages are sent, a server restart, JWT tokens
 #   tests/browser/dashboard.test.mjs    /dashboard and its stats feed (/api/stats)
+#   tests/browser/fallback.test.mjs     the chat page without WebSocket (SSE) and without
+#                                       EventSource (long-polling), offline and back, fallback
 #   tests/js/ripple.test.mjs            ripple.js in Node against a real server: backoff, state
 #                                       events, recovery, duplicates, ping, getToken
+#   tests/js/transports.test.mjs        ripple.js over /sse and /poll with /rpc, and the choice
+#                                       of transport
+#   tests/js/types.test.mjs             ripple.js against ripple.d.ts (tsc --strict)
 # The tests are specified in tests/browser/README.md.
 #
 # usage: scripts/browser.sh

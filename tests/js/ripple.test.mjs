@@ -15,8 +15,9 @@ import {
 } from '../../crates/ripple-server/web/ripple.js';
 
 const TEST_MS = 30_000;
-// Fast timings so the suite stays short; the logic is the same as with the defaults.
-const FAST = { WebSocket, minDelay: 50, maxDelay: 400, timeout: 3000 };
+// Fast timings so the suite stays short; the logic is the same as with the defaults. These tests
+// are about the client over /ws; transports.test.mjs runs it over /sse and /poll, and falls back.
+const FAST = { WebSocket, transports: ['websocket'], minDelay: 50, maxDelay: 400, timeout: 3000 };
 
 /** Every state event of a client, with the time it came. */
 function record(client) {

@@ -157,3 +157,110 @@ export async function waitFor(predicate, what, ms = 10_000) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A small `EventSource` for Node (20 and 22 have none), on `fetch`, for ripple.js's `sse`
+ * transport: named events with `data`, `id:` kept as `lastEventId` and sent back as
+ * `Last-Event-ID` when it reconnects by itself (after `retry:` ms) once a stream it had ends;
+ * CLOSED, with an `error` event, for an HTTP error or another content type. Enough of the HTML
+ * standard's algorithm for these tests, not all of it (no `withCredentials`, no CORS).
+ */
+export class NodeEventSource extends EventTarget {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSED = 2;
+  readyState = NodeEventSource.CONNECTING;
+  lastEventId = '';
+  /** Every URL and Last-Event-ID this source connected with, for tests. */
+  attempts = [];
+  #retry = 2000;
+  #controller = null;
+
+  constructor(url) {
+    super();
+    this.url = String(url);
+    this.#connect();
+  }
+
+  close() {
+    this.readyState = NodeEventSource.CLOSED;
+    this.#controller?.abort();
+  }
+
+  async #connect() {
+    const controller = new AbortController();
+    this.#controller = controller;
+    const headers = { accept: 'text/event-stream', 'cache-control': 'no-store' };
+    if (this.lastEventId) headers['last-event-id'] = this.lastEventId;
+    this.attempts.push({ url: this.url, lastEventId: this.lastEventId });
+    let res;
+    try {
+      res = await fetch(this.url, { headers, signal: controller.signal });
+    } catch {
+      this.#reconnect();
+      return;
+    }
+    if (this.readyState === NodeEventSource.CLOSED) {
+      res.body?.cancel().catch(() => {});
+      return;
+    }
+    if (res.status !== 200 || !/^text\/event-stream/i.test(res.headers.get('content-type') ?? '')) {
+      res.body?.cancel().catch(() => {});
+      this.readyState = NodeEventSource.CLOSED;
+      this.dispatchEvent(new Event('error'));
+      return;
+    }
+    this.readyState = NodeEventSource.OPEN;
+    this.dispatchEvent(new Event('open'));
+    try {
+      await this.#read(res.body);
+    } catch {
+      // the stream broke: reconnect as if it had ended
+    }
+    this.#reconnect();
+  }
+
+  #reconnect() {
+    if (this.readyState === NodeEventSource.CLOSED) return;
+    this.readyState = NodeEventSource.CONNECTING;
+    this.dispatchEvent(new Event('error'));
+    setTimeout(() => {
+      if (this.readyState !== NodeEventSource.CLOSED) this.#connect();
+    }, this.#retry);
+  }
+
+  async #read(body) {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let type = '';
+    let data = [];
+    let id = this.lastEventId;
+    for await (const chunk of body) {
+      if (this.readyState === NodeEventSource.CLOSED) return;
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, end).replace(/\r$/, '');
+        buffer = buffer.slice(end + 1);
+        if (line === '') {
+          this.lastEventId = id;
+          if (data.length > 0) {
+            this.dispatchEvent(new MessageEvent(type || 'message', { data: data.join('\n'), lastEventId: id }));
+          }
+          type = '';
+          data = [];
+          if (this.readyState === NodeEventSource.CLOSED) return;
+          continue;
+        }
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') type = value;
+        else if (field === 'data') data.push(value);
+        else if (field === 'id' && !value.includes('\0')) id = value;
+        else if (field === 'retry' && /^\d+$/.test(value)) this.#retry = Number(value);
+      }
+    }
+  }
+}

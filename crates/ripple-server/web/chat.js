@@ -5,13 +5,20 @@
 // presence (connection ids only) gets names. In JWT mode the name is the token's `sub`
 // (`from`, `user`), which the server vouches for.
 //
-// The page URL may carry ?room=, ?nick= (both: join at once) and ?token=.
+// The page URL may carry ?room=, ?nick= (both: join at once), ?token=, and ?transport=
+// (websocket, sse or poll: only that transport; by default ripple.js picks the first that works).
 import { connect } from '/ripple.js';
 
 const RECENT = 50; // messages shown on joining
 const MAX_ROWS = 500; // rows kept in the page
 const GROUP_MS = 5 * 60_000; // consecutive messages of one author within this share a header
 const REANNOUNCE_AFTER = 40; // re-send our hello on a join when ours is older than this many offsets
+/** How the indicator names each transport, and what its tooltip says. */
+const TRANSPORTS = {
+  websocket: { label: 'WebSocket', title: 'WebSocket on /ws' },
+  sse: { label: 'SSE', title: 'Server-Sent Events on /sse, commands over POST /rpc' },
+  poll: { label: 'long-polling', title: 'Long-polling on /poll, commands over POST /rpc' },
+};
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ui = {
@@ -53,12 +60,16 @@ let unread = 0;
 let catchUp = /** @type {null | {epoch: string, upTo: number, count: number, row: HTMLLIElement | null}} */ (null);
 /** @type {any} */
 let countdown = null;
+/** `?transport=`: the one transport to use, or null to let ripple.js choose. */
+let forcedTransport = /** @type {null | 'websocket' | 'sse' | 'poll'} */ (null);
 
 init();
 
 function init() {
   const params = new URLSearchParams(location.search);
   const token = params.get('token') ?? storage.get(sessionStorage, 'ripple.token') ?? '';
+  const transport = params.get('transport');
+  if (transport === 'websocket' || transport === 'sse' || transport === 'poll') forcedTransport = transport;
   ui.nick.value = params.get('nick') ?? storage.get(localStorage, 'ripple.nick') ?? '';
   ui.room.value = params.get('room') ?? storage.get(localStorage, 'ripple.room') ?? 'lobby';
   ui.token.value = token;
@@ -97,10 +108,10 @@ function join(/** @type {string} */ nick, /** @type {string} */ name, /** @type 
   storage.set(localStorage, 'ripple.nick', nick);
   storage.set(localStorage, 'ripple.room', name);
   storage.set(sessionStorage, 'ripple.token', token);
-  history.replaceState(null, '', `?room=${encodeURIComponent(name)}`);
+  history.replaceState(null, '', `?${pageQuery({ room: name })}`);
 
   if (!client) {
-    client = connect('/ws', { token: token || undefined });
+    client = connect('/ws', { token: token || undefined, ...(forcedTransport ? { transports: [forcedTransport] } : {}) });
     clientToken = token;
     client.on('state', showState);
     client.on('error', (err) => showError(err));
@@ -149,12 +160,20 @@ function leave() {
   room?.sub.unsubscribe();
   room = null;
   clearRoom();
-  history.replaceState(null, '', location.pathname);
+  const query = pageQuery({});
+  history.replaceState(null, '', query ? `?${query}` : location.pathname);
   ui.roomTitle.textContent = '';
   document.title = 'Ripple chat';
   ui.chatView.hidden = true;
   ui.joinView.hidden = false;
   ui.room.focus();
+}
+
+/** The page's query: `fields`, and the forced transport (it stays for reloads). */
+function pageQuery(/** @type {Record<string, string>} */ fields) {
+  const query = new URLSearchParams(fields);
+  if (forcedTransport) query.set('transport', forcedTransport);
+  return query.toString();
 }
 
 function clearRoom() {
@@ -172,6 +191,8 @@ function clearRoom() {
 function subscribed(/** @type {import('/ripple.d.ts').SubscribedEvent} */ event) {
   const sub = room?.sub;
   if (!room || !sub || event.channel !== room.channel) return;
+  // Over SSE every new stream is a new session with its own id.
+  if (client?.clientId) myClients.add(client.clientId);
   ui.input.disabled = ui.send.disabled = false;
   rank(event.epoch);
   newestOffset = Math.max(newestOffset, event.offset);
@@ -184,6 +205,8 @@ function subscribed(/** @type {import('/ripple.d.ts').SubscribedEvent} */ event)
   sub.presence().then((list) => {
     if (room?.sub !== sub) return;
     members = new Map(list.map((m) => [m.client, m]));
+    // A long-polling client holds no connection: the server does not list it. We are here all the same.
+    if (client?.transport === 'poll' && client.clientId) members.set(client.clientId, { client: client.clientId });
     renderPeople();
   }).catch(() => {});
 }
@@ -429,8 +452,11 @@ function showState(/** @type {import('/ripple.d.ts').StateEvent} */ e) {
   clearInterval(countdown);
   ui.retry.hidden = true;
   ui.status.title = e.reason ? `${e.code ?? ''} ${e.reason}`.trim() : '';
+  if (e.transport) ui.status.dataset.transport = e.transport;
   if (e.state === 'connected') {
-    setStatus('connected', 'Connected');
+    const transport = TRANSPORTS[/** @type {keyof TRANSPORTS} */ (e.transport)];
+    setStatus('connected', transport ? `Connected · ${transport.label}` : 'Connected');
+    ui.status.title = transport?.title ?? '';
     ui.hint.textContent = '';
   } else if (e.state === 'connecting') {
     setStatus(e.attempt ? 'reconnecting' : 'connecting', e.attempt ? 'Reconnecting…' : 'Connecting…');

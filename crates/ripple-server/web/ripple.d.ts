@@ -56,22 +56,46 @@ export interface PresenceInfo {
   user?: string;
 }
 
-/** `{ send, close }` over one connection: what a transport factory returns. */
+/** The transports `connect` knows: `/ws`; Server-Sent Events (`/sse`) with `POST /rpc`; long-polling (`/poll`) with `POST /rpc`. */
+export type TransportName = 'websocket' | 'sse' | 'poll';
+
+/** `{ send, close }` over one connection: what a transport factory returns. It carries `/ws` commands and messages, whatever it does underneath. */
 export interface TransportConnection {
   name?: string;
   send(text: string): void;
   close(code?: number, reason?: string): void;
 }
 
+/** How a connection ended. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  wasClean?: boolean;
+  /**
+   * Before a transport has worked for this client: `true`, this transport does not get through
+   * here (the client tries its next one); `false` before opening, nothing reached the server at
+   * all (the client starts again from its first). Absent: judged by whether `open()` was called.
+   */
+  transportFailed?: boolean;
+}
+
 export interface TransportHandlers {
   open(): void;
   message(text: string): void;
-  close(info: { code: number; reason: string; wasClean?: boolean }): void;
+  close(info: CloseInfo): void;
   error(error: unknown): void;
 }
 
-/** Opens one connection to `url`; called again for every reconnect. */
-export type Transport = (url: string, on: TransportHandlers) => TransportConnection;
+/** What the client knows when it opens a connection. */
+export interface TransportContext {
+  /** The token of this connection (also sent in an `auth` command), or null. */
+  token: string | null;
+  /** The client's `timeout` (ms). */
+  timeout: number;
+}
+
+/** Opens one connection to `url` (the client's `ws(s)://…/ws` URL); called again for every reconnect. */
+export type Transport = (url: string, on: TransportHandlers, context: TransportContext) => TransportConnection;
 
 export interface TokenContext {
   /** `initial`: no token yet; `expired`: the token's `exp` has passed; otherwise the server's refusal (`token_expired`, `invalid_token`, `no_token`). */
@@ -83,9 +107,15 @@ export interface ClientOptions {
   token?: string;
   /** Provides a token when there is none, when it expired, or when the server refused it. */
   getToken?: (context: TokenContext) => string | Promise<string>;
+  /** The transports to try, in order, keeping the first that works (default `['websocket', 'sse', 'poll']`, skipping those this environment cannot run). One name forces that transport. */
+  transports?: TransportName[];
   /** The WebSocket class (default: the global one; in Node < 22, the `ws` package's). */
   WebSocket?: unknown;
-  /** Replaces the WebSocket transport. */
+  /** The EventSource class for the `sse` transport (default: the global one). */
+  EventSource?: unknown;
+  /** The fetch function for the `sse` and `poll` transports (default: the global one). */
+  fetch?: unknown;
+  /** Replaces the built-in transports (`transports` is then ignored). */
   transport?: Transport;
   /** Reconnect backoff: the first retry waits 250–500 ms by default. */
   minDelay?: number;
@@ -153,6 +183,7 @@ export interface StateEvent {
   /** connected: this connection's id and the token's `sub`. */
   client?: string | null;
   user?: string | null;
+  /** connecting, connected: the transport of this connection (`websocket`, `sse`, `poll`, or `custom`). */
   transport?: string;
   /** disconnected: the close code (1006 when the connection failed or was abandoned) and why. */
   code?: number;
@@ -199,6 +230,8 @@ export interface Client extends Events<ClientEvents> {}
 export class Client {
   constructor(url: string, options?: ClientOptions);
   readonly url: string;
+  /** The transport of the current (or last) connection; null before the first. */
+  readonly transport: string | null;
   state: 'connecting' | 'connected' | 'disconnected';
   clientId: string | null;
   user: string | null;
@@ -231,4 +264,6 @@ export class Subscription<T = Json> {
 export function connect(url: string, options?: ClientOptions): Client;
 export function backoff(attempt: number, options?: { minDelay?: number; maxDelay?: number }, random?: () => number): number;
 export function websocketTransport(WebSocket?: unknown): Transport;
+export function sseTransport(options?: { EventSource?: unknown; fetch?: unknown }): Transport;
+export function pollTransport(options?: { fetch?: unknown }): Transport;
 export function jwtExpired(token: string, now?: number): boolean;

@@ -1,6 +1,8 @@
 // What a TypeScript application writes against ripple.d.ts; types.test.mjs compiles it with
 // --strict. A change to the declarations that breaks it breaks users.
-import { backoff, connect, type DeliveredMessage, type GapEvent, RippleError } from '../../../crates/ripple-server/web/ripple.js';
+import {
+  backoff, connect, type DeliveredMessage, type GapEvent, pollTransport, RippleError, sseTransport, type Transport, type TransportName,
+} from '../../../crates/ripple-server/web/ripple.js';
 
 interface Chat { text: string; nick: string }
 
@@ -11,6 +13,16 @@ const client = connect('ws://127.0.0.1:8765/ws', {
 });
 client.on('state', (e) => console.log(e.state, e.attempt, e.code, e.reason, e.willReconnect, e.delay));
 client.on('error', (err: RippleError) => console.log(err.code, err.message));
+client.on('connected', (e) => console.log(e.transport, client.transport));
+
+// Only the HTTP transports, SSE first; or one forced; or one built by hand with injected implementations.
+const order: TransportName[] = ['sse', 'poll'];
+const fallback = connect('https://chat.example/', { transports: order, EventSource: class {}, fetch: globalThis.fetch });
+const forced = connect('/ws', { transports: ['poll'], autoConnect: false });
+const custom: Transport = sseTransport({ EventSource: class {}, fetch: globalThis.fetch });
+const byHand = connect('/ws', { transport: custom, autoConnect: false });
+const polling: Transport = (url, on, context) => pollTransport()(url, on, context);
+console.log(fallback.url, forced.transport, byHand.state, polling.length);
 
 const room = client.subscribe<Chat>('room:lobby', {
   recent: 50,
