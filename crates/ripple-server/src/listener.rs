@@ -1,7 +1,10 @@
 //! The server's TCP listener: every accepted connection gets `TCP_NODELAY` (small pushes go out
 //! at once) and a send timeout.
 //!
-//! The send timeout is what bounds a client that stops reading. A WebSocket client is cut off
+//! The send timeout is what bounds a client that stops reading, or that vanished (a cable pulled:
+//! no FIN, no RST). The socket's `TCP_USER_TIMEOUT` is set to it, so the kernel gives up on data
+//! that stays unacknowledged that long (an SSE heartbeat, a keepalive ping) instead of
+//! retransmitting for a quarter of an hour. A WebSocket client is cut off
 //! by its queue (`4008`), but an HTTP response (an SSE stream, a long-poll answer) is written
 //! by hyper, which waits on a full socket forever. Here a write that has made no progress for
 //! `send_timeout` fails with `TimedOut`, and hyper drops the connection.
@@ -45,6 +48,8 @@ impl axum::serve::Listener for Listener {
             match self.inner.accept().await {
                 Ok((tcp, addr)) => {
                     let _ = tcp.set_nodelay(true);
+                    let _ =
+                        socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(self.send_timeout));
                     return (TimedIo::new(tcp, self.send_timeout), addr);
                 }
                 Err(err) => accept_failed(&err).await,
@@ -192,6 +197,11 @@ mod tests {
         let mut listener = Listener::new(listener, Duration::from_millis(300));
         let _peer = TcpStream::connect(addr).await.unwrap();
         let (mut io, _) = axum::serve::Listener::accept(&mut listener).await;
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket2::SockRef::from(&io.tcp).tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(300))
+        );
         let chunk = vec![0u8; 64 * 1024];
         let started = std::time::Instant::now();
         let err = loop {
