@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page::index))
         .route("/dashboard", get(page::dashboard))
         .route("/ripple.js", get(page::ripple_js))
+        .route("/ripple-http.js", get(page::ripple_http_js))
         .route("/ripple.d.ts", get(page::ripple_dts))
         .route("/assets/{name}", get(page::asset))
         .route("/healthz", get(healthz))

@@ -1,6 +1,7 @@
 //! The browser side, embedded in the binary: the chat page at `/`, the live dashboard at
-//! `/dashboard`, the client library at `/ripple.js` (with its TypeScript declarations at
-//! `/ripple.d.ts`) and the pages' scripts and styles under `/assets/`. Nothing is read from
+//! `/dashboard`, the client library at `/ripple.js` (which imports its HTTP fallback transports
+//! from `/ripple-http.js`, with the TypeScript declarations of both at `/ripple.d.ts`) and the
+//! pages' scripts and styles under `/assets/`. Nothing is read from
 //! disk and nothing is fetched from another origin: a server with no internet serves it all.
 //!
 //! Every answer carries an `ETag` (`If-None-Match` gets `304`) and `Cache-Control: no-cache`,
@@ -34,6 +35,10 @@ pub const DASHBOARD: Asset =
 
 /// The client library (an ES module).
 pub const RIPPLE_JS: Asset = Asset::script("ripple.js", include_str!("../../web/ripple.js"));
+
+/// Its HTTP fallback transports (an ES module that `ripple.js` imports as `./ripple-http.js`).
+pub const RIPPLE_HTTP_JS: Asset =
+    Asset::script("ripple-http.js", include_str!("../../web/ripple-http.js"));
 
 /// Its TypeScript declarations.
 pub const RIPPLE_DTS: Asset = Asset {
@@ -77,6 +82,11 @@ pub async fn dashboard(headers: HeaderMap) -> Response {
 /// `GET /ripple.js`: the client library.
 pub async fn ripple_js(headers: HeaderMap) -> Response {
     RIPPLE_JS.serve(&headers)
+}
+
+/// `GET /ripple-http.js`: the client library's HTTP fallback transports.
+pub async fn ripple_http_js(headers: HeaderMap) -> Response {
+    RIPPLE_HTTP_JS.serve(&headers)
 }
 
 /// `GET /ripple.d.ts`: the library's TypeScript declarations.
@@ -173,9 +183,10 @@ mod tests {
 
     #[test]
     fn every_asset_is_served_with_its_type() {
-        for asset in ASSETS
-            .iter()
-            .chain([&INDEX, &DASHBOARD, &RIPPLE_JS, &RIPPLE_DTS])
+        for asset in
+            ASSETS
+                .iter()
+                .chain([&INDEX, &DASHBOARD, &RIPPLE_JS, &RIPPLE_HTTP_JS, &RIPPLE_DTS])
         {
             assert!(!asset.body.is_empty(), "{} is empty", asset.name);
             let response = asset.serve(&HeaderMap::new());

@@ -50,6 +50,33 @@ async fn root_serves_the_html_page_that_uses_ws() {
 }
 
 #[tokio::test]
+async fn ripple_http_js_is_served_like_ripple_js_which_imports_it() {
+    let server = start_default().await;
+    let client = http_get(server.addr, "/ripple.js", &[]).await;
+    let fallback = http_get(server.addr, "/ripple-http.js", &[]).await;
+    assert_eq!(client.status, 200, "{client:?}");
+    assert_eq!(fallback.status, 200, "{fallback:?}");
+    assert!(
+        client.body.contains("from './ripple-http.js'"),
+        "{client:?}"
+    );
+    assert!(fallback.body.contains("export function sseTransport"));
+    assert!(fallback.body.contains("export function pollTransport"));
+    for name in ["content-type", "cache-control", "x-content-type-options"] {
+        assert!(fallback.header(name).is_some(), "{name}: {fallback:?}");
+        assert_eq!(fallback.header(name), client.header(name), "{name}");
+    }
+    assert_eq!(
+        fallback.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    let etag = fallback.header("etag").expect("an ETag").to_owned();
+    assert_ne!(Some(etag.as_str()), client.header("etag"));
+    let again = http_get(server.addr, "/ripple-http.js", &[("If-None-Match", &etag)]).await;
+    assert_eq!(again.status, 304, "{again:?}");
+}
+
+#[tokio::test]
 async fn unknown_path_is_404() {
     let server = start_default().await;
     assert_eq!(http_get(server.addr, "/nope", &[]).await.status, 404);
