@@ -187,7 +187,7 @@ impl Report {
         if let Some(ratio) = self.cpu_ratio {
             let verdict = if ratio <= 1.0 { "<=" } else { ">" };
             text.push_str(&format!(
-                "\n  generator/server CPU per {unit} {ratio:.2} (generator {verdict} server)"
+                "\n  generator/server CPU per {unit} {ratio:.3} (generator {verdict} server)"
             ));
         }
         Some(text)
@@ -271,7 +271,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("generator/server CPU per message 0.67 (generator <= server)"),
+            text.contains("generator/server CPU per message 0.667 (generator <= server)"),
             "{text}"
         );
     }
@@ -290,7 +290,7 @@ mod tests {
         assert!(
             report
                 .text()
-                .contains("generator/server CPU per handshake 2.00 (generator > server)")
+                .contains("generator/server CPU per handshake 2.000 (generator > server)")
         );
     }
 }
