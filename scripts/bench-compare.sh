@@ -175,7 +175,7 @@ j = json.loads(sys.argv[3])
 lat = j.get("latency_us") or {}
 f = {"label": sys.argv[1], "kind": sys.argv[2], "errors": j.get("errors")}
 for k in ("messages_per_sec", "mb_per_sec", "server_cpu_us_per_msg", "client_cpu_us_per_msg",
-          "server_rss_kib_per_conn", "handshakes_per_sec"):
+          "cpu_ratio", "server_rss_kib_per_conn", "handshakes_per_sec"):
     if j.get(k) is not None:
         f[k] = j[k]
 for k in ("p50", "p99"):
@@ -345,6 +345,7 @@ function ratio(metric, peer,    r, lo, hi, i, q, n) {
         add(s, k "_cpu", kv["server_cpu_us_per_msg"], n)
         add(s, k "_mbs", kv["mb_per_sec"], n)
         add(s, k "_gen", kv["client_cpu_us_per_msg"], n)
+        add(s, k "_genratio", kv["cpu_ratio"], n)
         add(s, k "_p50", kv["p50"], n)
         add(s, k "_p99", kv["p99"], n)
     }
@@ -352,7 +353,7 @@ function ratio(metric, peer,    r, lo, hi, i, q, n) {
 function add(s, metric, v, n) { if (v == "") return; list[s, metric] = list[s, metric] " " v; val[s, metric, n] = v }
 END {
     ns = split(servers, names, " "); S0 = names[1]
-    split("small_rate small_cpu small_gen small_p50 small_p99 large_rate large_mbs large_cpu large_gen large_p50 large_p99 idle_kib", metrics, " ")
+    split("small_rate small_cpu small_gen small_genratio small_p50 small_p99 large_rate large_mbs large_cpu large_gen large_genratio large_p50 large_p99 idle_kib", metrics, " ")
     for (i = 1; i <= ns; i++) for (m in metrics) med[names[i], metrics[m]] = median(list[names[i], metrics[m]])
     printf "medians of %d repetition(s); CPU = server utime+stime per echoed message (ripple bench --server-pid)\n", reps
     if (quick) print "(--quick: a smoke test; its runs are too short for CPU figures in 10 ms ticks to mean much)"
@@ -363,13 +364,15 @@ END {
             fmt(med[s, "large_rate"], 0), fmt(med[s, "large_mbs"], 1), fmt(med[s, "large_cpu"], 2), fmt(med[s, "idle_kib"], 2)
     }
     print ""
-    print "latency (send to echo, us) and the load generator'"'"'s own CPU per message (us)"
-    printf "%-16s %12s %12s %12s %12s %12s %12s\n", "server", "32B p50", "32B p99", "64K p50", "64K p99", "32B gen CPU", "64K gen CPU"
+    print "latency (send to echo, us) and the load generator'"'"'s own CPU per message (us, and over the server'"'"'s)"
+    printf "%-16s %12s %12s %12s %12s %12s %12s %12s %12s\n", "server", "32B p50", "32B p99", "64K p50", "64K p99", "32B gen CPU", "64K gen CPU", "32B gen/srv", "64K gen/srv"
     for (i = 1; i <= ns; i++) {
         s = names[i]
-        printf "%-16s %12s %12s %12s %12s %12s %12s\n", s, fmt(med[s, "small_p50"], 0), fmt(med[s, "small_p99"], 0), \
-            fmt(med[s, "large_p50"], 0), fmt(med[s, "large_p99"], 0), fmt(med[s, "small_gen"], 3), fmt(med[s, "large_gen"], 2)
+        printf "%-16s %12s %12s %12s %12s %12s %12s %12s %12s\n", s, fmt(med[s, "small_p50"], 0), fmt(med[s, "small_p99"], 0), \
+            fmt(med[s, "large_p50"], 0), fmt(med[s, "large_p99"], 0), fmt(med[s, "small_gen"], 3), fmt(med[s, "large_gen"], 2), \
+            fmt(med[s, "small_genratio"], 2), fmt(med[s, "large_genratio"], 2)
     }
+    print "(gen/srv: the generator'"'"'s CPU over the server'"'"'s in the same window, ripple bench cpu_ratio; above 1 the generator costs more)"
     if (ns < 2) exit
     print ""
     printf "ratios %s / peer (CPU and KiB: < 1 means %s uses less; msgs/s: > 1 means %s is faster)\n", S0, S0, S0

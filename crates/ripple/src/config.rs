@@ -24,6 +24,11 @@ pub struct Config {
     pub write_buffer_high: usize,
     /// The most bytes read from the socket at once (default 64 KiB).
     pub read_chunk: usize,
+    /// Drop the read and write buffers whenever a read would wait with nothing buffered, so
+    /// that an idle connection holds no buffer memory (default `true`). A connection that is
+    /// never idle for long, such as a load generator's, pays for that with an allocation (and
+    /// the page faults of fresh memory) per burst of messages; `false` keeps them.
+    pub release_idle_buffers: bool,
     /// permessage-deflate (RFC 7692): on by default, with settings that keep memory per
     /// connection small (see `DeflateConfig`); `None` turns it off.
     pub compression: Option<DeflateConfig>,
@@ -66,6 +71,13 @@ impl Config {
         self.write_buffer_high = bytes;
         self
     }
+
+    /// Sets whether an idle connection gives its buffers back (see
+    /// [`Config::release_idle_buffers`]).
+    pub fn release_idle_buffers(mut self, release: bool) -> Self {
+        self.release_idle_buffers = release;
+        self
+    }
 }
 
 impl Default for Config {
@@ -78,6 +90,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             write_buffer_high: 32 * 1024,
             read_chunk: 64 * 1024,
+            release_idle_buffers: true,
             compression: Some(DeflateConfig::default()),
         }
     }

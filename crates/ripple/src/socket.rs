@@ -198,7 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         let hint = self.proto.read_hint();
         let want = hint.clamp(self.read_size, config.read_chunk.max(IDLE_READ));
         let buf = self.proto.read_buffer();
-        let n = if buf.capacity() == 0 {
+        let n = if buf.capacity() == 0 && config.release_idle_buffers {
             // An idle connection holds no read buffer: wait on a stack buffer, copy what came.
             let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); IDLE_STACK_READ];
             let mut read = ReadBuf::uninit(&mut stack);

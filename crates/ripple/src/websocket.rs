@@ -243,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
                     return self.finish(Err(err.into()));
                 }
                 Poll::Pending => {
-                    if inner.proto.read_buffer().is_empty() {
+                    if shared.config.release_idle_buffers && inner.proto.read_buffer().is_empty() {
                         inner.release_idle_buffers();
                     }
                     return Poll::Pending;

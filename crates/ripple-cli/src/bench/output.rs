@@ -66,6 +66,11 @@ pub(crate) struct Report {
     pub(crate) client_cpu_us_per_handshake: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) server_cpu_us_per_handshake: Option<f64>,
+    /// Generator CPU ÷ server CPU over the measured window: per message (or handshake), since
+    /// both count the same ones. Above 1 the generator costs more than the server it measures.
+    /// Needs `--server-pid` and a server CPU time of at least one clock tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cpu_ratio: Option<f64>,
     /// Connect: growth of the server's resident memory per open connection (`--server-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) server_rss_kib_per_conn: Option<f64>,
@@ -84,6 +89,12 @@ impl Report {
         }
         let per =
             |cpu: Option<Duration>| cpu.map(|c| round3(c.as_secs_f64() * 1e6 / operations as f64));
+        self.cpu_ratio = match (own, server) {
+            (Some(own), Some(server)) if !server.is_zero() => {
+                Some(round3(own.as_secs_f64() / server.as_secs_f64()))
+            }
+            _ => None,
+        };
         if handshakes {
             self.client_cpu_us_per_handshake = per(own);
             self.server_cpu_us_per_handshake = per(server);
@@ -187,9 +198,12 @@ impl Report {
             };
         let mut text = format!("  cpu/{unit:<9} generator {own:.3} µs");
         if let Some(server) = server {
-            let verdict = if own <= server { "<=" } else { ">" };
+            text.push_str(&format!(", server {server:.3} µs"));
+        }
+        if let Some(ratio) = self.cpu_ratio {
+            let verdict = if ratio <= 1.0 { "<=" } else { ">" };
             text.push_str(&format!(
-                ", server {server:.3} µs (generator {verdict} server)"
+                "\n  generator/server CPU per {unit} {ratio:.3} (generator {verdict} server)"
             ));
         }
         Some(text)
@@ -265,11 +279,34 @@ mod tests {
         }
         assert_eq!(json["client_cpu_us_per_msg"], 2.0);
         assert_eq!(json["server_cpu_us_per_msg"], 3.0);
+        assert_eq!(json["cpu_ratio"], 0.667);
         assert!(json.get("handshakes_per_sec").is_none());
+        let text = report.text();
+        assert!(
+            text.contains("generator 2.000 µs, server 3.000 µs\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("generator/server CPU per message 0.667 (generator <= server)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_ratio_without_server_cpu() {
+        let mut report = Report::default();
+        let own = Some(Duration::from_millis(2));
+        report.set_cpu((own, None), 1000, false);
+        assert_eq!(report.cpu_ratio, None);
+        report.set_cpu((own, Some(Duration::ZERO)), 1000, false);
+        assert_eq!(report.cpu_ratio, None, "less than a clock tick: unknown");
+        let mut report = Report::default();
+        report.set_cpu((own, Some(Duration::from_millis(1))), 10, true);
+        assert_eq!(report.cpu_ratio, Some(2.0));
         assert!(
             report
                 .text()
-                .contains("generator 2.000 µs, server 3.000 µs (generator <= server)")
+                .contains("generator/server CPU per handshake 2.000 (generator > server)")
         );
     }
 }

@@ -77,7 +77,28 @@ async fn echo_mode_by_count_binary_and_threads() {
     assert_common_fields(&report);
     assert_eq!(report["messages"], 3000, "{report}");
     assert_eq!(report["size"], 65536);
-    assert!(report["server_cpu_us_per_msg"].is_number(), "{report}");
+    assert_cpu_ratio(&report);
+}
+
+/// `cpu_ratio` is the generator's CPU per message over the server's, there whenever the server
+/// used at least one clock tick (the server is this test process).
+fn assert_cpu_ratio(report: &Value) {
+    let server = report["server_cpu_us_per_msg"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("server_cpu_us_per_msg: {report}"));
+    let client = report["client_cpu_us_per_msg"].as_f64().unwrap();
+    if server == 0.0 {
+        assert!(report.get("cpu_ratio").is_none(), "{report}");
+        return;
+    }
+    let ratio = report["cpu_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("cpu_ratio: {report}"));
+    let expected = client / server;
+    assert!(
+        (ratio - expected).abs() <= 0.002 + expected * 0.001,
+        "cpu_ratio {ratio}, client/server {expected}: {report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,25 @@ async fn large_message_near_the_limit() {
     assert_eq!(ws.recv().await.unwrap(), Some(big));
 }
 
+/// With `release_idle_buffers(false)` (a load generator's choice) the connection keeps its
+/// buffers between bursts instead of reading into the stack: the same messages arrive, small
+/// and larger than one read, each after the connection went idle.
+#[tokio::test]
+async fn kept_buffers_round_trip_after_idle() {
+    let server = echo_server().await;
+    let config = Config::default().release_idle_buffers(false);
+    let mut ws = ClientBuilder::new(server.url("/"))
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    for size in [5, 100 << 10, 32, 70 << 10] {
+        let message = Message::from(vec![7u8; size]);
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(message), "{size} bytes");
+    }
+}
+
 #[tokio::test]
 async fn split_halves_work_from_two_tasks() {
     let server = echo_server().await;
