@@ -41,7 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ws", get(channels))
         .route("/sse", get(sse))
         .route("/poll", get(poll))
-        .route("/rpc", post(rpc))
+        .route("/rpc", post(rpc).options(rpc_preflight))
         .route("/api/publish", post(api::publish))
         .route("/api/channels", get(api::channels))
         .route("/api/channels/{name}/presence", get(api::presence))
@@ -100,7 +100,8 @@ async fn sse(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    transport::sse::open(state, &headers, &Params::new(pairs)).await
+    let response = transport::sse::open(Arc::clone(&state), &headers, &Params::new(pairs)).await;
+    request::allow_origin(&state, &headers, response)
 }
 
 async fn poll(
@@ -108,7 +109,9 @@ async fn poll(
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    transport::longpoll::poll(state, &headers, &Params::new(pairs)).await
+    let response =
+        transport::longpoll::poll(Arc::clone(&state), &headers, &Params::new(pairs)).await;
+    request::allow_origin(&state, &headers, response)
 }
 
 async fn rpc(
@@ -119,7 +122,13 @@ async fn rpc(
     body: axum::body::Bytes,
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(Peer(addr)))| addr);
-    transport::rpc::call(state, &headers, &Params::new(pairs), peer, &body).await
+    let params = Params::new(pairs);
+    let response = transport::rpc::call(Arc::clone(&state), &headers, &params, peer, &body).await;
+    request::allow_origin(&state, &headers, response)
+}
+
+async fn rpc_preflight(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    request::preflight(&state, &headers)
 }
 
 /// Admits the upgrade and runs `serve` on the socket as a session that shutdown waits for.

@@ -127,9 +127,8 @@ pub fn json(status: StatusCode, body: String) -> Response {
 
 /// Checks the request's `Origin` against `allowed_origins` (as the WebSocket endpoints do).
 pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ProtocolError> {
-    let allowed = &state.config.allowed_origins;
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(origin) if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) => {
+        Some(origin) if !origin_allowed(state, origin) => {
             state.metrics.reject(Rejection::Origin);
             tracing::info!(
                 origin,
@@ -142,6 +141,51 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Protoco
         }
         _ => Ok(()),
     }
+}
+
+/// Whether a browser page from `origin` may use the server (`allowed_origins`; empty: any).
+fn origin_allowed(state: &AppState, origin: &str) -> bool {
+    let allowed = &state.config.allowed_origins;
+    allowed.is_empty() || allowed.iter().any(|a| a == origin)
+}
+
+/// CORS: lets a page of an allowed origin read the answer (an `EventSource`, `fetch` to `/poll`
+/// or `/rpc` from another origin than the server's). The token travels in the query, never in
+/// cookies, so no credentials are allowed.
+pub fn allow_origin(state: &AppState, headers: &HeaderMap, mut response: Response) -> Response {
+    let origin = headers.get(header::ORIGIN);
+    if let Some(origin) = origin.filter(|o| o.to_str().is_ok_and(|o| origin_allowed(state, o))) {
+        let out = response.headers_mut();
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        out.append(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// The answer to a CORS preflight of `POST /rpc` (a page sending `Content-Type:
+/// application/json` or an `Authorization` header): `204` for an allowed origin, `403`
+/// otherwise.
+pub fn preflight(state: &AppState, headers: &HeaderMap) -> Response {
+    let allowed = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| origin_allowed(state, o));
+    if !allowed {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let response = (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+    )
+        .into_response();
+    allow_origin(state, headers, response)
 }
 
 /// Admits a request that will hold a connection (an SSE stream, a waiting long-poll): an

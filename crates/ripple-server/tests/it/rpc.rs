@@ -160,3 +160,80 @@ async fn publish_rate_is_limited_per_user_or_address() {
         assert_eq!(rpc(unlimited.addr, None, &command).await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn pages_of_allowed_origins_may_read_the_answers_cors() {
+    let server = start(Config {
+        allowed_origins: vec!["https://app.example".into()],
+        ..Config::default()
+    })
+    .await;
+    let publish = json!({"type": "publish", "channel": "a", "data": 1}).to_string();
+    let allowed = http(
+        server.addr,
+        "POST",
+        "/rpc",
+        &[("Origin", "https://app.example")],
+        &publish,
+    )
+    .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let poll = http(
+        server.addr,
+        "GET",
+        "/poll?channel=a&timeout=0",
+        &[("Origin", "https://app.example")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        poll.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let preflight = http(
+        server.addr,
+        "OPTIONS",
+        "/rpc",
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("POST")
+    );
+    let other = http(
+        server.addr,
+        "OPTIONS",
+        "/rpc",
+        &[("Origin", "https://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    let refused = http(
+        server.addr,
+        "POST",
+        "/rpc",
+        &[("Origin", "https://evil.example")],
+        &publish,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+    let no_origin = http(server.addr, "POST", "/rpc", &[], &publish).await;
+    assert_eq!(
+        no_origin.status, 200,
+        "clients that are not browsers send no Origin"
+    );
+    assert_eq!(no_origin.header("access-control-allow-origin"), None);
+}
