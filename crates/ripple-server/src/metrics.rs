@@ -364,13 +364,6 @@ impl Snapshot {
 pub struct Connected(Arc<Metrics>);
 
 impl Connected {
-    /// Counts one more connection.
-    pub fn new(metrics: &Arc<Metrics>) -> Self {
-        Metrics::add(&metrics.connections, 1);
-        Metrics::add(&metrics.connections_total, 1);
-        Self(Arc::clone(metrics))
-    }
-
     /// Counts one more connection if fewer than `max` are open.
     pub fn reserve(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
         let open = metrics.connections.fetch_add(1, Ordering::Relaxed);

@@ -9,7 +9,6 @@ pub mod stats;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Router;
@@ -20,7 +19,7 @@ use axum::routing::{get, post};
 use ripple::upgrade::{UpgradeError, UpgradedWebSocket, WebSocketUpgrade};
 
 use crate::listener::Peer;
-use crate::metrics::Rejection;
+use crate::metrics::{Connected, Rejection};
 use crate::state::AppState;
 use crate::transport;
 use request::Params;
@@ -142,23 +141,29 @@ where
     F: FnOnce(UpgradedWebSocket, Arc<AppState>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let upgrade = match admit(&state, headers, upgrade) {
-        Ok(upgrade) => upgrade,
+    let (upgrade, connected) = match admit(&state, headers, upgrade) {
+        Ok(admitted) => admitted,
         Err(refusal) => return *refusal,
     };
+    // The connection was counted at admission; the count is released when the session ends,
+    // or when the upgrade never completes (the closure is then dropped with it).
     upgrade.on_upgrade(move |ws| {
         let session = serve(ws, Arc::clone(&state));
-        state.sessions.track_future(session)
+        state.sessions.track_future(async move {
+            let _connected = connected;
+            session.await;
+        })
     })
 }
 
 /// The checks every WebSocket endpoint makes before upgrading: a valid handshake, an allowed
-/// `Origin`, room under the connection limit. Each refusal is counted by reason.
+/// `Origin`, room under the connection limit (reserved at once, so a burst of handshakes
+/// cannot pass it). Each refusal is counted by reason.
 fn admit(
     state: &AppState,
     headers: &HeaderMap,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
-) -> Result<WebSocketUpgrade, Box<Response>> {
+) -> Result<(WebSocketUpgrade, Connected), Box<Response>> {
     let upgrade = upgrade.map_err(|err| {
         state.metrics.reject(Rejection::BadHandshake);
         Box::new(err.into_response())
@@ -180,13 +185,13 @@ fn admit(
             (StatusCode::FORBIDDEN, "origin not allowed\n").into_response(),
         ));
     }
-    if state.metrics.connections.load(Ordering::Relaxed) as usize >= state.config.max_connections {
+    let Some(connected) = Connected::reserve(&state.metrics, state.config.max_connections) else {
         state.metrics.reject(Rejection::Capacity);
         return Err(Box::new(
             (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response(),
         ));
-    }
-    Ok(upgrade.config(state.config.websocket()))
+    };
+    Ok((upgrade.config(state.config.websocket()), connected))
 }
 
 /// The token of an `Authorization: Bearer …` header.

@@ -10,7 +10,7 @@ use ripple::upgrade::UpgradedWebSocket;
 use ripple::{Message, PreparedMessage};
 
 use super::{client_left, drain_reader, going_away, write_loop};
-use crate::metrics::{Connected, Metrics};
+use crate::metrics::Metrics;
 use crate::queue::{ClientQueue, Pushed};
 use crate::state::AppState;
 
@@ -56,7 +56,6 @@ impl ChatRoom {
 
 /// Runs one `/chat` client.
 pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>) {
-    let _connected = Connected::new(&state.metrics);
     let queue = ClientQueue::new(state.config.client_queue_bytes);
     let id = state.chat.join(Arc::clone(&queue));
     let (mut reader, writer) = ws.split();

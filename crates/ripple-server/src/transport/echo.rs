@@ -5,12 +5,11 @@ use std::sync::Arc;
 use ripple::CloseCode;
 use ripple::upgrade::UpgradedWebSocket;
 
-use crate::metrics::{Connected, Metrics};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Echoes until the client leaves or the server shuts down.
 pub async fn serve(mut ws: UpgradedWebSocket, state: Arc<AppState>) {
-    let _connected = Connected::new(&state.metrics);
     loop {
         let received = tokio::select! {
             received = ws.recv() => received,

@@ -7,7 +7,7 @@ use ripple::upgrade::UpgradedWebSocket;
 use tokio::time::{Instant, sleep_until};
 
 use super::{client_left, drain_reader, going_away, write_loop};
-use crate::metrics::{Connected, Metrics};
+use crate::metrics::Metrics;
 use crate::protocol::{ProtocolError, codes};
 use crate::queue::{ClientQueue, Disconnect};
 use crate::session::{Flow, Session};
@@ -16,7 +16,6 @@ use crate::state::AppState;
 /// Runs one `/ws` client until it leaves or is disconnected. `token` came with the handshake
 /// (query or `Authorization` header).
 pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>, token: Option<String>) {
-    let _connected = Connected::new(&state.metrics);
     let queue = ClientQueue::new(state.config.client_queue_bytes);
     let mut session = Session::new(Arc::clone(&state), Arc::clone(&queue), ws.is_compressed());
     if let Flow::Close(disconnect) = session.start(token.as_deref()) {

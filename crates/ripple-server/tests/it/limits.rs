@@ -101,6 +101,33 @@ async fn upgrade_past_max_connections_gets_503() {
 }
 
 #[tokio::test]
+async fn a_burst_of_handshakes_cannot_pass_max_connections() {
+    const MAX: usize = 5;
+    let server = start(Config {
+        max_connections: MAX,
+        ..Config::default()
+    })
+    .await;
+    let url = server.url("/echo");
+    let attempts = (0..4 * MAX).map(|_| ripple::connect(&url));
+    let results = futures_util::future::join_all(attempts).await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for result in results {
+        match result {
+            Ok(ws) => open.push(ws),
+            Err(Error::Rejected { status: 503, .. }) => refused += 1,
+            Err(other) => panic!("expected a WebSocket or a 503, got {other}"),
+        }
+    }
+    assert_eq!((open.len(), refused), (MAX, 3 * MAX));
+    assert_eq!(
+        server.state.metrics.connections.load(Ordering::Relaxed),
+        MAX as u64
+    );
+}
+
+#[tokio::test]
 async fn origin_not_in_allowed_origins_gets_403() {
     let config = Config {
         allowed_origins: vec!["https://good.example".into()],
