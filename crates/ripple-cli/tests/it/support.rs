@@ -72,7 +72,10 @@ pub(crate) async fn ripple(args: &[&str], stdin: &[u8]) -> Run {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).await.unwrap();
+    // A command that fails at once (a refused connection) may exit before reading its input.
+    if let Err(err) = input.write_all(stdin).await {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
     drop(input);
     let output: Output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
         .await
