@@ -78,13 +78,27 @@ impl Cursor {
 
     /// The encoded cursor.
     pub fn encode(&self) -> String {
-        let triples: Vec<(&str, &str, u64)> = self
-            .positions
+        let mut out = String::new();
+        self.encode_into(&mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Appends the encoded cursor to `out`, with `json` as scratch space: a stream that writes
+    /// one per event reuses both and allocates nothing.
+    pub fn encode_into(&self, json: &mut Vec<u8>, out: &mut String) {
+        json.clear();
+        // Writing strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *json, &Triples(&self.positions));
+        URL_SAFE_NO_PAD.encode_string(json.as_slice(), out);
+    }
+
+    /// The positions of `channels` only (those the cursor has), in that order.
+    pub fn only(&self, channels: &[String]) -> Self {
+        let positions = channels
             .iter()
-            .map(|p| (p.channel.as_str(), p.epoch.as_str(), p.offset))
+            .filter_map(|channel| self.get(channel).cloned())
             .collect();
-        let json = serde_json::to_vec(&triples).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode(json)
+        Self { positions }
     }
 
     /// The position in `channel`, if the cursor has one.
@@ -144,6 +158,17 @@ impl Cursor {
     /// The channels, in order.
     pub fn channels(&self) -> impl Iterator<Item = &str> {
         self.positions.iter().map(|p| p.channel.as_str())
+    }
+}
+
+/// Positions as a JSON array of `[channel, epoch, offset]`, written without an intermediate
+/// collection.
+struct Triples<'a>(&'a [Position]);
+
+impl serde::Serialize for Triples<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let triples = self.0.iter().map(|p| (&p.channel, &p.epoch, p.offset));
+        serializer.collect_seq(triples)
     }
 }
 

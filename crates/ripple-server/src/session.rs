@@ -163,17 +163,7 @@ impl Session {
                 "a token is required: ?token=<jwt> or Authorization: Bearer <jwt>",
             ));
         };
-        match auth::verify(token, secret) {
-            Ok(identity) => {
-                self.identity = Some(identity);
-                Ok(())
-            }
-            Err(err) => {
-                tracing::info!(client = %self.client, "refused token: {err}");
-                self.state.metrics.reject(crate::metrics::Rejection::Token);
-                Err(err.to_protocol())
-            }
-        }
+        self.verify(token, secret).map_err(|err| err.to_protocol())
     }
 
     /// Queues the `authenticated` greeting (what `/ws` sends first).
@@ -225,9 +215,8 @@ impl Session {
     }
 
     fn authenticate(&mut self, id: Option<u64>, token: &str, secret: &str) -> Flow {
-        match auth::verify(token, secret) {
-            Ok(identity) => {
-                self.identity = Some(identity);
+        match self.verify(token, secret) {
+            Ok(()) => {
                 self.reply(&self.authenticated_reply(id));
                 Flow::Continue
             }
@@ -235,10 +224,18 @@ impl Session {
         }
     }
 
+    /// Checks a token and takes its identity; a refusal is logged and counted.
+    fn verify(&mut self, token: &str, secret: &str) -> Result<(), AuthError> {
+        let identity = auth::verify(token, secret).inspect_err(|err| {
+            tracing::info!(client = %self.client, "refused token: {err}");
+            self.state.metrics.reject(crate::metrics::Rejection::Token);
+        })?;
+        self.identity = Some(identity);
+        Ok(())
+    }
+
     /// A bad token ends the connection: an `error` reply, then a close with the code for it.
     fn refuse(&self, id: Option<u64>, err: &AuthError) -> Flow {
-        tracing::info!(client = %self.client, "refused token: {err}");
-        self.state.metrics.reject(crate::metrics::Rejection::Token);
         self.error(id, &err.to_protocol());
         let reason = match err {
             AuthError::Expired => "token expired",

@@ -169,12 +169,7 @@ fn admit(
         Box::new(err.into_response())
     })?;
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && !state.config.allowed_origins.is_empty()
-        && !state
-            .config
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed == origin)
+        && !request::origin_allowed(state, origin)
     {
         state.metrics.reject(Rejection::Origin);
         tracing::info!(

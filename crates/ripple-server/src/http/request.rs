@@ -144,7 +144,7 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Protoco
 }
 
 /// Whether a browser page from `origin` may use the server (`allowed_origins`; empty: any).
-fn origin_allowed(state: &AppState, origin: &str) -> bool {
+pub(crate) fn origin_allowed(state: &AppState, origin: &str) -> bool {
     let allowed = &state.config.allowed_origins;
     allowed.is_empty() || allowed.iter().any(|a| a == origin)
 }

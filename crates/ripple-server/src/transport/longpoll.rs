@@ -67,12 +67,7 @@ impl Plan {
         let max = state.config.max_subscriptions;
         let given = Params::cursor(params.get("cursor"), max)?;
         let channels = params.channels(&given, max)?;
-        let mut cursor = Cursor::default();
-        for channel in &channels {
-            if let Some(p) = given.get(channel) {
-                cursor.set(channel, &p.epoch, p.offset);
-            }
-        }
+        let mut cursor = given.only(&channels);
         if let Some(Since { epoch, offset }) = params.since()? {
             if channels.len() != 1 || params.get("cursor").is_some() {
                 return Err(ProtocolError::new(

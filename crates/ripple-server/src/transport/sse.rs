@@ -19,7 +19,7 @@ use ripple::PreparedMessage;
 use tokio::time::{Instant, Interval, sleep_until};
 
 use super::{client_left, going_away};
-use crate::cursor::{Cursor, Observed};
+use crate::cursor::{Cursor, Observed, Position};
 use crate::http::request::{self, Params};
 use crate::metrics::{Connected, Metrics};
 use crate::protocol::{Command, Head, ProtocolError, Request, codes};
@@ -83,12 +83,9 @@ async fn start(
     let channels = params.channels(&resume, max)?;
     session.authorize(params.token(headers))?;
     session.greet();
-    let mut cursor = Cursor::default();
+    let cursor = resume.only(&channels);
     for channel in channels {
-        let since = resume.get(&channel).map(|p| {
-            cursor.set(&channel, &p.epoch, p.offset);
-            p.since()
-        });
+        let since = cursor.get(&channel).map(Position::since);
         let command = Command::Subscribe { channel, since };
         session.execute(Request { id: None, command }).await?;
     }
@@ -120,7 +117,7 @@ async fn watch(
 /// The response body's source: the session's queue turned into events.
 struct Feed {
     queue: Arc<ClientQueue>,
-    cursor: Cursor,
+    ids: EventIds,
     batch: Vec<Arc<PreparedMessage>>,
     heartbeat: Interval,
     started: bool,
@@ -133,7 +130,7 @@ impl Feed {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             queue,
-            cursor,
+            ids: EventIds::new(cursor),
             batch: Vec::new(),
             heartbeat,
             started: false,
@@ -164,7 +161,7 @@ impl Feed {
             next = self.queue.next_batch(&mut self.batch) => match next {
                 Ok(()) => {
                     for message in self.batch.drain(..) {
-                        write_event(&mut out, &mut self.cursor, message.message().as_bytes());
+                        write_event(&mut out, &mut self.ids, message.message().as_bytes());
                     }
                     self.heartbeat.reset();
                 }
@@ -186,13 +183,30 @@ impl Drop for Feed {
     }
 }
 
+/// The client's cursor, and the buffers its encoding reuses from one event to the next.
+struct EventIds {
+    cursor: Cursor,
+    json: Vec<u8>,
+    text: String,
+}
+
+impl EventIds {
+    fn new(cursor: Cursor) -> Self {
+        Self {
+            cursor,
+            json: Vec::new(),
+            text: String::new(),
+        }
+    }
+}
+
 /// One server message as an event: `event:` its type, `id:` the cursor when it moved, `data:`
 /// the JSON (one line: the server's JSON never holds a raw newline).
-fn write_event(out: &mut BytesMut, cursor: &mut Cursor, json: &[u8]) {
+fn write_event(out: &mut BytesMut, ids: &mut EventIds, json: &[u8]) {
     let Some(head) = Head::parse(json) else {
         return;
     };
-    let observed = cursor.observe(&head);
+    let observed = ids.cursor.observe(&head);
     if observed == Observed::Stale {
         return;
     }
@@ -200,7 +214,9 @@ fn write_event(out: &mut BytesMut, cursor: &mut Cursor, json: &[u8]) {
     out.put_slice(head.kind.as_bytes());
     if observed == Observed::Moved {
         out.put_slice(b"\nid: ");
-        out.put_slice(cursor.encode().as_bytes());
+        ids.text.clear();
+        ids.cursor.encode_into(&mut ids.json, &mut ids.text);
+        out.put_slice(ids.text.as_bytes());
     }
     out.put_slice(b"\ndata: ");
     out.put_slice(json);
@@ -232,7 +248,7 @@ mod tests {
     #[test]
     fn events_carry_the_cursor_when_it_moves() {
         let mut out = BytesMut::new();
-        let mut cursor = Cursor::default();
+        let mut cursor = EventIds::new(Cursor::default());
         write_event(
             &mut out,
             &mut cursor,
