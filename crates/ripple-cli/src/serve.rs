@@ -97,6 +97,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<u8> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    raise_fd_limit(config.max_connections);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -107,6 +108,34 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     ripple_server::run(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Descriptors the server needs besides its clients' sockets: the listener, the runtime, logs,
+/// a broker's connections.
+const FD_HEADROOM: u64 = 128;
+
+/// Raises the soft limit on open files to the hard one: every connection is a descriptor, and
+/// the usual soft limit (1,024) is far below the default `max_connections`. Logs both limits,
+/// and warns when `max_connections` still cannot be reached (accept would then fail with
+/// "Too many open files" before the server refuses anyone with 503).
+fn raise_fd_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let now = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    tracing::info!(soft, hard, now, "open-file limit (RLIMIT_NOFILE)");
+    let needed = (max_connections as u64).saturating_add(FD_HEADROOM);
+    if needed > now {
+        tracing::warn!(
+            "max_connections ({max_connections}) needs about {needed} file descriptors but the \
+             limit is {now}: raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+        );
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

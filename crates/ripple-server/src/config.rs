@@ -59,6 +59,16 @@ pub struct Config {
     /// A client that reads nothing of a response for this long loses its connection, in
     /// seconds (default 30); bounds what a stuck SSE or long-poll reader holds.
     pub send_timeout_secs: u64,
+    /// A connection must deliver a whole request head within this many seconds of the server
+    /// starting to wait for one: a new connection, or a keep-alive one after its last response
+    /// (default 10). Bounds slow heads and idle keep-alive connections alike.
+    pub header_timeout_secs: u64,
+    /// A request body must arrive in full within this many seconds of its head (default 10).
+    pub body_timeout_secs: u64,
+    /// `SO_SNDBUF` of every accepted socket, in bytes: the kernel memory a client that stops
+    /// reading can pin (default 256 KiB; the kernel doubles it for bookkeeping). 0 leaves the
+    /// kernel's autotuning, which grows to several MiB per socket.
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for Config {
@@ -84,6 +94,9 @@ impl Default for Config {
             poll_timeout_secs: 25,
             sse_heartbeat_secs: 15,
             send_timeout_secs: 30,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            send_buffer_bytes: 256 * 1024,
         }
     }
 }
@@ -224,6 +237,21 @@ impl Config {
     /// How long a response may wait on a client that does not read.
     pub fn send_timeout(&self) -> Duration {
         Duration::from_secs(self.send_timeout_secs.max(1))
+    }
+
+    /// Deadline for a request head (and for an idle keep-alive connection).
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    /// Deadline for a request body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
+    }
+
+    /// The send buffer to set on accepted sockets, if any.
+    pub fn send_buffer(&self) -> Option<usize> {
+        (self.send_buffer_bytes > 0).then_some(self.send_buffer_bytes)
     }
 
     /// Deadline for the first `auth` message.

@@ -10,12 +10,14 @@ pub mod broker;
 pub mod close;
 pub mod config;
 pub mod cursor;
+pub mod gate;
 pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod queue;
 pub mod rate;
+mod serve;
 pub mod session;
 pub mod state;
 pub mod transport;
@@ -60,29 +62,15 @@ pub async fn run_with_state(
 ) -> std::io::Result<()> {
     log_start(&listener, &state.config);
     let sweeper = tokio::spawn(sweep(Arc::clone(&state)));
-    let cancel = state.shutdown.clone();
-    let listener = listener::Listener::new(listener, state.config.send_timeout());
-    let app = app(Arc::clone(&state)).into_make_service_with_connect_info::<listener::Peer>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            cancel.cancel();
-        })
-        .await;
-    state.shutdown.cancel();
-    state.sessions.close();
-    let drain = Duration::from_secs(state.config.shutdown_timeout_secs);
-    if tokio::time::timeout(drain, state.sessions.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{} sessions still open after {drain:?}; exiting anyway",
-            state.sessions.len()
-        );
-    }
+    let options = listener::SocketOptions {
+        send_timeout: state.config.send_timeout(),
+        send_buffer: state.config.send_buffer(),
+        max_sockets: state.config.max_connections,
+    };
+    let listener = listener::Listener::new(listener, options, Arc::clone(&state.metrics));
+    serve::serve(listener, app(Arc::clone(&state)), &state, shutdown).await;
     sweeper.abort();
-    served
+    Ok(())
 }
 
 async fn sweep(state: Arc<AppState>) {

@@ -66,6 +66,11 @@ pub struct Metrics {
     pub fanout: LatencyHistogram,
     /// `/api/stats` streams open now (bounded, see `http::stats`).
     pub stats_streams: AtomicU64,
+    /// TCP connections open now, whatever they carry (an HTTP request, a WebSocket, an idle
+    /// keep-alive connection, a half-sent request head).
+    pub sockets: AtomicU64,
+    /// Sockets closed at accept because `max_connections` were already open.
+    pub sockets_refused: AtomicU64,
     /// Requests to the HTTP transports, admitted or not: `/sse`, `/poll`, `/rpc`.
     pub sse_requests: AtomicU64,
     /// See [`Metrics::sse_requests`].
@@ -119,6 +124,11 @@ impl Metrics {
                 "Channels with subscribers or history",
                 channels as u64,
             ),
+            (
+                "ripple_sockets",
+                "TCP connections open now, whatever they carry (counted against max_connections)",
+                get(&self.sockets),
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(
@@ -166,6 +176,11 @@ impl Metrics {
                 "ripple_publications_total",
                 "Publications accepted",
                 get(&self.publications),
+            ),
+            (
+                "ripple_sockets_refused_total",
+                "TCP connections closed at accept because max_connections were open",
+                get(&self.sockets_refused),
             ),
         ];
         for (name, help, value) in counters {
@@ -379,6 +394,30 @@ impl Connected {
 impl Drop for Connected {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts an accepted TCP connection in `ripple_sockets` for as long as it lives.
+#[derive(Debug)]
+pub struct OpenSocket(Arc<Metrics>);
+
+impl OpenSocket {
+    /// Counts one more socket if fewer than `max` are open; `None` (and counted as refused)
+    /// otherwise.
+    pub fn reserve(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
+        let open = metrics.sockets.fetch_add(1, Ordering::Relaxed);
+        let socket = Self(Arc::clone(metrics));
+        if open as usize >= max {
+            Metrics::add(&metrics.sockets_refused, 1);
+            return None;
+        }
+        Some(socket)
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

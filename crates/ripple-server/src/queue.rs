@@ -21,6 +21,16 @@ pub struct Disconnect {
     pub reason: &'static str,
 }
 
+impl Disconnect {
+    /// The client's queue overflowed: it reads slower than it is sent to.
+    pub const fn slow_consumer() -> Self {
+        Self {
+            code: crate::close::SLOW_CONSUMER,
+            reason: "slow consumer",
+        }
+    }
+}
+
 /// A client's bounded outbound queue.
 #[derive(Debug)]
 pub struct ClientQueue {
@@ -69,10 +79,7 @@ impl ClientQueue {
         if state.bytes + size > self.limit && !state.items.is_empty() {
             state.items = VecDeque::new();
             state.bytes = 0;
-            state.disconnect = Some(Disconnect {
-                code: crate::close::SLOW_CONSUMER,
-                reason: "slow consumer",
-            });
+            state.disconnect = Some(Disconnect::slow_consumer());
             drop(state);
             self.wake_closed();
             return Pushed::Overflow;
@@ -127,6 +134,28 @@ impl ClientQueue {
             }
             notified.await;
         }
+    }
+
+    /// Resolves once the client is being disconnected as a slow consumer (never, once it is
+    /// being disconnected for another reason).
+    pub async fn overflowed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            let disconnect = self.lock().disconnect.clone();
+            match disconnect {
+                Some(disconnect) if disconnect.code == crate::close::SLOW_CONSUMER => return,
+                Some(_) => std::future::pending::<()>().await,
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Whether the client is being disconnected as a slow consumer.
+    pub fn is_slow_consumer(&self) -> bool {
+        self.lock()
+            .disconnect
+            .as_ref()
+            .is_some_and(|d| d.code == crate::close::SLOW_CONSUMER)
     }
 
     /// Bytes waiting.

@@ -1,5 +1,6 @@
-//! Publish rate limits: a token bucket per `/ws` connection, and buckets keyed by user or
-//! address for `POST /rpc`, which has no connection to hang one on.
+//! Rate limits: a publish token bucket per `/ws` connection, buckets keyed by user or address
+//! for `POST /rpc` (which has no connection to hang one on), and a throttle for log lines that a
+//! client can trigger at will (a flood of bad tokens must not become a flood of log lines).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -45,6 +46,33 @@ impl TokenBucket {
     fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
         self.tokens >= self.rate
+    }
+}
+
+/// Lets a kind of log line through at most `rate` times a second, counting the ones held back.
+#[derive(Debug)]
+pub struct LogThrottle {
+    state: Mutex<(TokenBucket, u64)>,
+}
+
+impl LogThrottle {
+    /// At most `rate` lines a second (and bursts of as many).
+    pub fn new(rate: u32) -> Self {
+        Self {
+            state: Mutex::new((TokenBucket::new(rate), 0)),
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now, `n` being how many were held back since the
+    /// last one; `None` when this one is held back.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (bucket, held_back) = &mut *state;
+        if bucket.take(now) {
+            return Some(std::mem::take(held_back));
+        }
+        *held_back += 1;
+        None
     }
 }
 
@@ -98,6 +126,18 @@ mod tests {
         assert!(bucket.take(start));
         assert!(!bucket.take(start));
         assert!(bucket.take(start + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_log_throttle_counts_the_lines_it_held_back() {
+        let start = Instant::now();
+        let throttle = LogThrottle::new(2);
+        assert_eq!(throttle.admit(start), Some(0));
+        assert_eq!(throttle.admit(start), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(throttle.admit(start), None);
+        }
+        assert_eq!(throttle.admit(start + Duration::from_secs(1)), Some(1000));
     }
 
     #[test]

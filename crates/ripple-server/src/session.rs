@@ -226,10 +226,8 @@ impl Session {
 
     /// Checks a token and takes its identity; a refusal is logged and counted.
     fn verify(&mut self, token: &str, secret: &str) -> Result<(), AuthError> {
-        let identity = auth::verify(token, secret).inspect_err(|err| {
-            tracing::info!(client = %self.client, "refused token: {err}");
-            self.state.metrics.reject(crate::metrics::Rejection::Token);
-        })?;
+        let identity = auth::verify(token, secret)
+            .inspect_err(|err| self.state.refused_token(&self.client, err))?;
         self.identity = Some(identity);
         Ok(())
     }
@@ -346,6 +344,9 @@ impl Session {
                 format!("at most {limit} publishes per second"),
             ));
         }
+        let Some(_pass) = self.state.publishing.enter() else {
+            return Err(shutting_down());
+        };
         let from = self.identity.as_ref().and_then(|i| i.user.as_deref());
         let published = self
             .state
@@ -496,6 +497,14 @@ pub fn raw_messages(messages: &[Arc<PreparedMessage>]) -> Vec<Box<RawValue>> {
             RawValue::from_string(text).ok()
         })
         .collect()
+}
+
+/// The refusal of a publication once shutdown has begun (it could not reach every subscriber).
+pub fn shutting_down() -> ProtocolError {
+    ProtocolError::new(
+        codes::UNAVAILABLE,
+        "the server is shutting down: publish again after reconnecting",
+    )
 }
 
 fn internal(err: crate::broker::BrokerError) -> ProtocolError {

@@ -6,13 +6,18 @@ use ripple::DeflateConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthError;
 use crate::broker::memory::{MemoryBroker, MemoryOptions};
 use crate::broker::redis::{RedisBroker, RedisOptions};
 use crate::broker::{Broker, BrokerError};
 use crate::config::{BrokerConfig, Config};
+use crate::gate::PublishGate;
 use crate::metrics::Metrics;
-use crate::rate::KeyedLimiter;
+use crate::rate::{KeyedLimiter, LogThrottle};
 use crate::transport::chat::ChatRoom;
+
+/// Refused-token log lines per second, at most: anyone can send bad tokens as fast as they like.
+const TOKEN_LOG_RATE: u32 = 5;
 
 /// The server's shared state.
 #[derive(Debug)]
@@ -31,8 +36,14 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every WebSocket and SSE session, so shutdown can wait for them.
     pub sessions: TaskTracker,
+    /// Cancelled when the shutdown deadline passes: whatever still runs is dropped.
+    pub halt: CancellationToken,
+    /// Publications in flight; closed at shutdown (see [`PublishGate`]).
+    pub publishing: PublishGate,
     /// `POST /rpc` publish rates, per user or client address.
     pub rpc_rates: KeyedLimiter,
+    /// Refused tokens are logged at most a few times a second (see [`AppState::refused_token`]).
+    pub token_log: LogThrottle,
 }
 
 impl AppState {
@@ -84,8 +95,27 @@ impl AppState {
             deflate,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            halt: CancellationToken::new(),
+            publishing: PublishGate::default(),
             rpc_rates: KeyedLimiter::new(config.publish_rate),
+            token_log: LogThrottle::new(TOKEN_LOG_RATE),
             config,
         })
+    }
+
+    /// Counts a refused token and logs it, a few lines a second at most (the next line says how
+    /// many were held back). `who` names the client: its id, or the endpoint it tried.
+    pub fn refused_token(&self, who: &str, err: &AuthError) {
+        self.metrics.reject(crate::metrics::Rejection::Token);
+        if let Some(held_back) = self.token_log.admit(std::time::Instant::now()) {
+            if held_back > 0 {
+                tracing::info!(
+                    who,
+                    "refused token: {err} ({held_back} more refused, not logged)"
+                );
+            } else {
+                tracing::info!(who, "refused token: {err}");
+            }
+        }
     }
 }

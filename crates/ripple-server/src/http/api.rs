@@ -60,6 +60,10 @@ pub async fn publish(
             &format!("data is larger than max_message_size ({max} bytes)"),
         );
     }
+    let Some(_pass) = state.publishing.enter() else {
+        let err = crate::session::shutting_down();
+        return error(StatusCode::SERVICE_UNAVAILABLE, err.code, &err.message);
+    };
     match state.broker.publish(&body.channel, &body.data, None).await {
         Ok(published) => Json(
             json!({"channel": body.channel, "epoch": published.epoch, "offset": published.offset}),

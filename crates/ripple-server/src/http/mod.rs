@@ -66,17 +66,52 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 async fn echo(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
 ) -> Response {
+    if let Err(refusal) = require_token(&state, "/echo", &headers, &query) {
+        return *refusal;
+    }
     open_session(state, &headers, upgrade, transport::echo::serve)
 }
 
 async fn chat(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, UpgradeError>,
 ) -> Response {
+    if let Err(refusal) = require_token(&state, "/chat", &headers, &query) {
+        return *refusal;
+    }
     open_session(state, &headers, upgrade, transport::chat::serve)
+}
+
+/// With a `jwt_secret`, `/echo` and `/chat` take a valid token like every other endpoint
+/// (`?token=` or `Authorization: Bearer`), so a server with tokens has no anonymous way in;
+/// without one they are open, as the tutorials expect. A refusal is 401 before the upgrade.
+fn require_token(
+    state: &AppState,
+    endpoint: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), Box<Response>> {
+    let Some(secret) = state.config.jwt_secret.as_deref() else {
+        return Ok(());
+    };
+    let token = query
+        .get("token")
+        .map(String::as_str)
+        .or_else(|| bearer(headers));
+    let Some(token) = token else {
+        state.metrics.reject(Rejection::Token);
+        let why = "a token is required: ?token=<jwt> or Authorization: Bearer <jwt>\n";
+        return Err(Box::new((StatusCode::UNAUTHORIZED, why).into_response()));
+    };
+    crate::auth::verify(token, secret).map(drop).map_err(|err| {
+        state.refused_token(endpoint, &err);
+        Box::new((StatusCode::UNAUTHORIZED, format!("{err}\n")).into_response())
+    })
 }
 
 async fn channels(
@@ -149,9 +184,13 @@ where
     // or when the upgrade never completes (the closure is then dropped with it).
     upgrade.on_upgrade(move |ws| {
         let session = serve(ws, Arc::clone(&state));
+        let halt = state.halt.clone();
         state.sessions.track_future(async move {
             let _connected = connected;
-            session.await;
+            tokio::select! {
+                () = session => {}
+                () = halt.cancelled() => {}
+            }
         })
     })
 }

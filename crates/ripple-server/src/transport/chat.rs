@@ -81,7 +81,7 @@ pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>) {
                 }
             }
         }
-        drain_reader(&mut reader).await;
+        drain_reader(&mut reader, &queue).await;
     };
     tokio::join!(write_loop(writer, Arc::clone(&queue)), reading);
     state.chat.leave(id);

@@ -12,6 +12,7 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use ripple::upgrade::UpgradedIo;
 use ripple::{CloseCode, Reader, Writer};
 
@@ -21,13 +22,15 @@ use crate::queue::{ClientQueue, Disconnect};
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Drains `queue` into the socket, a batch per flush, until the client is disconnected; then
-/// sends the close frame (bounded: a client that does not read cannot block us).
+/// sends the close frame (bounded: a client that does not read cannot block us). Everything
+/// queued before the disconnect goes out first (a shutdown's last publications, an `error`
+/// before its close), except for a slow consumer: it is dropped at once, with its close frame
+/// only if the socket takes it without waiting.
 pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>) {
     let mut batch = Vec::new();
     let disconnect = loop {
-        match queue.next_batch(&mut batch).await {
-            Ok(()) => {}
-            Err(disconnect) => break disconnect,
+        if let Err(disconnect) = queue.next_batch(&mut batch).await {
+            break disconnect;
         }
         let fed = batch
             .drain(..)
@@ -37,9 +40,15 @@ pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>)
         }
         tokio::select! {
             flushed = writer.flush() => if flushed.is_err() { return },
-            disconnect = queue.closed() => break disconnect,
+            () = queue.overflowed() => break Disconnect::slow_consumer(),
         }
     };
+    if disconnect.code == crate::close::SLOW_CONSUMER {
+        let _ = writer
+            .close(disconnect.code, disconnect.reason)
+            .now_or_never();
+        return;
+    }
     let _ = tokio::time::timeout(
         CLOSE_GRACE,
         writer.close(disconnect.code, disconnect.reason),
@@ -47,8 +56,12 @@ pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>)
     .await;
 }
 
-/// After a disconnect was decided, reads until the client answers the close (bounded).
-pub async fn drain_reader(reader: &mut Reader<UpgradedIo>) {
+/// After a disconnect was decided, reads until the client answers the close (bounded); a slow
+/// consumer is not waited for.
+pub async fn drain_reader(reader: &mut Reader<UpgradedIo>, queue: &ClientQueue) {
+    if queue.is_slow_consumer() {
+        return;
+    }
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while let Ok(Some(_)) = reader.recv().await {}
     })

@@ -25,7 +25,7 @@ pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>, token: Option<St
     let writing = write_loop(writer, Arc::clone(&queue));
     let reading = async {
         read_loop(&mut reader, &mut session, &queue, &state).await;
-        drain_reader(&mut reader).await;
+        drain_reader(&mut reader, &queue).await;
     };
     tokio::join!(writing, reading);
     session.finish().await;

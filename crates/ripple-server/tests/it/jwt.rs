@@ -327,3 +327,27 @@ async fn extra_claims_are_ignored_but_an_audience_claim_is_refused() {
         "HS256 only"
     );
 }
+
+#[tokio::test]
+async fn echo_and_chat_take_a_token_too_in_jwt_mode() {
+    let server = start(jwt_config()).await;
+    for path in ["/echo", "/chat"] {
+        let refused = ripple::connect(&server.url(path)).await;
+        assert!(
+            matches!(refused, Err(ripple::Error::Rejected { status: 401, .. })),
+            "{path} without a token: {refused:?}"
+        );
+        let bad = ripple::connect(&server.url(&format!("{path}?token=not-a-jwt"))).await;
+        assert!(
+            matches!(bad, Err(ripple::Error::Rejected { status: 401, .. })),
+            "{path} with a bad token: {bad:?}"
+        );
+        let token = valid_token("alice", &[]);
+        let mut ws = ripple::connect(&server.url(&format!("{path}?token={token}")))
+            .await
+            .unwrap();
+        ws.send("hi").await.unwrap();
+        let reply = ws.recv().await.unwrap().unwrap();
+        assert!(reply.as_bytes().ends_with(b"hi"), "{path}: {reply:?}");
+    }
+}

@@ -7,6 +7,7 @@
 
 mod broker;
 mod channels;
+mod deadlines;
 mod endpoints;
 mod errors;
 mod heartbeat;

@@ -399,7 +399,7 @@ pub(crate) fn api_auth() -> (&'static str, String) {
     ("Authorization", format!("Bearer {API_KEY}"))
 }
 
-fn parse_response(raw: &[u8]) -> HttpResponse {
+pub(crate) fn parse_response(raw: &[u8]) -> HttpResponse {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
