@@ -10,6 +10,11 @@ pub struct Config {
     pub max_message_size: usize,
     /// The largest single frame. Default: the message limit.
     pub max_frame_size: usize,
+    /// The most frames one incoming message may arrive in. More fail the connection with 1009,
+    /// so that a peer cannot keep a message open forever with empty continuation frames, which
+    /// the byte limit never sees. Default 131,072 (2^17): twice the 65,536 frames of the
+    /// Autobahn TestSuite's largest fragmented case (a 4 MiB message in 64-byte fragments).
+    pub max_message_frames: usize,
     /// Seed for the masking-key generator (clients only). `None` seeds from the OS; a fixed seed
     /// makes tests repeatable and must not be used in production (RFC 6455 §5.3: keys MUST be
     /// unpredictable).
@@ -19,6 +24,9 @@ pub struct Config {
 impl Config {
     /// The default message limit: 1 MiB.
     pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+
+    /// The default frame-count limit per message: 131,072.
+    pub const DEFAULT_MAX_MESSAGE_FRAMES: usize = 1 << 17;
 
     /// Sets both the message and the frame limit.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
@@ -30,6 +38,12 @@ impl Config {
     /// Sets the frame limit alone.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the most frames one incoming message may arrive in.
+    pub fn max_message_frames(mut self, frames: usize) -> Self {
+        self.max_message_frames = frames;
         self
     }
 
@@ -45,6 +59,7 @@ impl Default for Config {
         Self {
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             max_frame_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            max_message_frames: Self::DEFAULT_MAX_MESSAGE_FRAMES,
             mask_seed: None,
         }
     }

@@ -50,7 +50,8 @@ pub enum State {
 pub enum Event {
     /// A complete data message.
     Message(Message),
-    /// A ping; the pong is already queued.
+    /// A ping. Its pong is owed: it goes out with the next output, unless another ping arrives
+    /// first and takes its place (RFC 6455 §5.5.3).
     Ping(Bytes),
     /// A pong.
     Pong(Bytes),
@@ -77,13 +78,25 @@ pub struct Connection {
     incoming: Option<IncomingMessage>,
     outgoing_fragmented: bool,
     pending: BytesMut,
-    out: VecDeque<Bytes>,
+    out: VecDeque<Chunk>,
     out_len: usize,
+    /// The payload of the most recent ping while its pong has not been transmitted.
+    owed_pong: Option<Bytes>,
     scratch: BytesMut,
     rng: Option<Box<StdRng>>,
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
     failure: Option<ProtocolError>,
+}
+
+/// Output queued by reference. Frames in `pending` are always whole; a chunk here may be a
+/// payload whose header ends the chunk before it.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    /// Whether this chunk continues a frame begun by the previous chunk: no other frame may go
+    /// out between the two.
+    continues_frame: bool,
 }
 
 /// A frame whose header is parsed and whose payload is still arriving.
@@ -105,6 +118,8 @@ struct IncomingMessage {
     buf: BytesMut,
     /// Raw payload bytes received so far, for the message limit.
     received: usize,
+    /// Frames received so far, for the frame-count limit.
+    frames: usize,
 }
 
 impl Connection {
@@ -127,6 +142,7 @@ impl Connection {
             pending: BytesMut::new(),
             out: VecDeque::new(),
             out_len: 0,
+            owed_pong: None,
             scratch: BytesMut::new(),
             rng,
             close_sent: None,
@@ -364,10 +380,15 @@ impl Connection {
 
     // --- network output ---------------------------------------------------------------------
 
-    /// The next chunk of bytes to write to the network, in order.
+    /// The next chunk of bytes to write to the network, in order. An owed pong goes out at the
+    /// first frame boundary, ahead of frames queued earlier.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        let at_boundary = !self.out.front().is_some_and(|chunk| chunk.continues_frame);
+        if at_boundary && let Some(payload) = self.owed_pong.take() {
+            return Some(self.encode_pong(&payload));
+        }
         let chunk = match self.out.pop_front() {
-            Some(chunk) => chunk,
+            Some(chunk) => chunk.bytes,
             None if !self.pending.is_empty() => self.pending.split().freeze(),
             None => return None,
         };
@@ -375,9 +396,16 @@ impl Connection {
         Some(chunk)
     }
 
-    /// Bytes queued for the network and not yet taken by [`Connection::poll_transmit`].
+    /// Bytes queued for the network and not yet taken by [`Connection::poll_transmit`], the owed
+    /// pong included.
     pub fn buffered_amount(&self) -> usize {
-        self.out_len
+        // A control payload (at most 125 bytes) needs no extended length: a 2-byte header, and
+        // the masking key on a client.
+        let pong = self.owed_pong.as_ref().map_or(0, |payload| {
+            let mask_len = if self.rng.is_some() { 4 } else { 0 };
+            2 + mask_len + payload.len()
+        });
+        self.out_len + pong
     }
 
     /// Drops idle buffers, so an idle connection holds no read or write memory.
@@ -479,14 +507,29 @@ impl Connection {
             (OpCode::Text | OpCode::Binary, None) => self.begin_message(header),
             _ => {}
         }
+        self.check_message_limits(header)
+    }
+
+    /// Counts a data frame against the limits of the message it belongs to.
+    fn check_message_limits(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let Some(incoming) = &mut self.incoming else {
+            return Ok(());
+        };
+        // RFC 6455 §10.4: "Implementations that have implementation- and/or platform-specific
+        // limitations regarding the frame size or total message size after reassembly from
+        // multiple frames MUST protect themselves against exceeding those limits." Empty
+        // continuation frames add nothing to the size, so their number is limited too.
+        incoming.frames += 1;
+        let max = self.config.max_message_frames;
+        if incoming.frames > max {
+            return Err(ProtocolError::TooManyFrames { max });
+        }
+        incoming.received = incoming
+            .received
+            .saturating_add(header.payload_len as usize);
         let max = self.config.max_message_size;
-        if let Some(incoming) = &mut self.incoming {
-            incoming.received = incoming
-                .received
-                .saturating_add(header.payload_len as usize);
-            if !incoming.transformed && incoming.received > max {
-                return Err(ProtocolError::MessageTooBig { max });
-            }
+        if !incoming.transformed && incoming.received > max {
+            return Err(ProtocolError::MessageTooBig { max });
         }
         Ok(())
     }
@@ -502,6 +545,7 @@ impl Connection {
             utf8: Utf8Validator::new(),
             buf: BytesMut::new(),
             received: 0,
+            frames: 0,
         });
     }
 
@@ -556,13 +600,17 @@ impl Connection {
     ) -> Result<Option<Event>, ProtocolError> {
         Ok(match header.opcode {
             OpCode::Ping => {
-                let payload = payload.freeze();
                 if self.state == State::Open {
                     // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
-                    // Pong frame in response ... with identical Application data".
-                    self.queue_frame(OpCode::Pong, true, 0, &payload);
+                    // Pong frame in response ... with identical Application data". §5.5.3: "If
+                    // an endpoint receives a Ping frame and has not yet sent Pong frame(s) in
+                    // response to previous Ping frame(s), the endpoint MAY elect to send a Pong
+                    // frame for only the most recently processed Ping frame." One pong is owed
+                    // at most, so a peer that pings and never reads cannot grow the output.
+                    // A copy: the payload must not keep the read buffer alive.
+                    self.owed_pong = Some(Bytes::copy_from_slice(&payload));
                 }
-                Some(Event::Ping(payload))
+                Some(Event::Ping(payload.freeze()))
             }
             OpCode::Pong => Some(Event::Pong(payload.freeze())),
             OpCode::Close => Some(self.handle_close(&payload)?),
@@ -701,20 +749,31 @@ impl Connection {
     }
 
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: &[u8]) {
-        let mask = self.rng.as_mut().map(|rng| rng.random::<[u8; 4]>());
+        let mask = self.next_mask();
         let before = self.pending.len();
         encode_frame(&mut self.pending, opcode, fin, rsv, mask, payload);
         self.out_len += self.pending.len() - before;
     }
 
+    /// The pong owed to the most recent ping, as a chunk of its own: frames queued in `pending`
+    /// go out after it.
+    fn encode_pong(&mut self, payload: &[u8]) -> Bytes {
+        let mask = self.next_mask();
+        let mut frame = BytesMut::new();
+        encode_frame(&mut frame, OpCode::Pong, true, 0, mask, payload);
+        frame.freeze()
+    }
+
+    /// A fresh masking key for a client frame (RFC 6455 §5.3); `None` on a server.
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.rng.as_mut().map(|rng| rng.random::<[u8; 4]>())
+    }
+
     /// Queues bytes that are already a whole frame.
     fn queue_raw(&mut self, frame: Bytes) {
         self.out_len += frame.len();
-        if !self.pending.is_empty() {
-            let earlier = self.pending.split().freeze();
-            self.out.push_back(earlier);
-        }
-        self.out.push_back(frame);
+        self.push_pending();
+        self.push_chunk(frame, false);
     }
 
     /// Queues an unmasked frame whose payload is sent from `payload`'s own memory.
@@ -728,9 +787,23 @@ impl Connection {
         };
         header.encode(&mut self.pending);
         self.out_len += header.encoded_len() + payload.len();
-        let head = self.pending.split().freeze();
-        self.out.push_back(head);
-        self.out.push_back(payload);
+        self.push_pending();
+        self.push_chunk(payload, true);
+    }
+
+    /// Moves the frames in `pending` to the chunk queue, so that a chunk can follow them.
+    fn push_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let earlier = self.pending.split().freeze();
+            self.push_chunk(earlier, false);
+        }
+    }
+
+    fn push_chunk(&mut self, bytes: Bytes, continues_frame: bool) {
+        self.out.push_back(Chunk {
+            bytes,
+            continues_frame,
+        });
     }
 }
 

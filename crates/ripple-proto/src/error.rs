@@ -66,6 +66,13 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// A message arrived in more frames than the configured maximum (for example, endless
+    /// empty continuation frames).
+    #[error("message sent in more than {max} frames")]
+    TooManyFrames {
+        /// The configured limit.
+        max: usize,
+    },
     /// A negotiated extension rejected the data (for example, corrupt compressed data).
     #[error("extension error: {0}")]
     Extension(String),
@@ -76,7 +83,9 @@ impl ProtocolError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
-            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } | Self::TooManyFrames { .. } => {
+                CloseCode::MESSAGE_TOO_BIG
+            }
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }

@@ -18,6 +18,16 @@
 //! After every call that feeds input, drain `poll_transmit`: the connection answers pings and close
 //! frames, and fails on bad input, by itself.
 //!
+//! A pong is owed, not queued: the connection holds at most one, for the most recent ping, and
+//! `poll_transmit` hands it out at the next frame boundary, ahead of frames queued earlier (RFC 6455
+//! §5.5.3 allows answering only the latest ping). Drain after each `Event::Ping` to answer every
+//! ping; a peer that pings faster than the output is drained gets a pong for its latest ping
+//! only, and its pings never grow the output.
+//!
+//! An incoming message is limited in bytes (`Config::max_message_size`) and in frames
+//! (`Config::max_message_frames`, 131,072 by default); past either limit the connection fails with
+//! 1009, so a peer cannot keep a message open forever with empty continuation frames.
+//!
 //! A peer that breaks the protocol never makes a method return `Err`: the connection records the
 //! failure ([`Connection::failure`]), queues a close frame with the code RFC 6455 prescribes (1002,
 //! 1007, 1009) and discards any further input.

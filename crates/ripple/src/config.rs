@@ -9,7 +9,7 @@ use proto::extension::deflate::DeflateConfig;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// The protocol core's limits (message and frame size; default 1 MiB).
+    /// The protocol core's limits (message and frame size, default 1 MiB; frames per message).
     pub protocol: proto::Config,
     /// Send a ping this often (default 20 s, as python-websockets); `None` turns keepalive off.
     pub ping_interval: Option<Duration>,
@@ -38,6 +38,13 @@ impl Config {
     /// Sets the largest message (and frame) accepted from the peer.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.protocol = self.protocol.max_message_size(bytes);
+        self
+    }
+
+    /// Sets the most frames one message from the peer may arrive in (default 131,072; see
+    /// `proto::Config::max_message_frames`).
+    pub fn max_message_frames(mut self, frames: usize) -> Self {
+        self.protocol = self.protocol.max_message_frames(frames);
         self
     }
 

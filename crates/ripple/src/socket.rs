@@ -25,7 +25,9 @@ const IDLE_READ: usize = 512;
 const IDLE_STACK_READ: usize = 4096;
 /// The longest frame header (RFC 6455 §5.2: 2 + 8 length bytes + 4 mask bytes).
 const MAX_HEADER: usize = 14;
-/// The most output chunks handed to one vectored write.
+/// The most output chunks taken from the core ahead of the socket, all handed to one vectored
+/// write. Past them, output waits in the core, where pongs owed to a flood of pings coalesce
+/// into one (RFC 6455 §5.5.3) instead of queueing here.
 const MAX_IOV: usize = 16;
 
 /// Shared by a connection's [`Reader`](crate::Reader) and [`Writer`](crate::Writer).
@@ -144,6 +146,17 @@ impl<S> Inner<S> {
         }
     }
 
+    /// Takes output from the core, up to [`MAX_IOV`] chunks. Called after each ping as well, so
+    /// that pings in one read get a pong each while the socket keeps up.
+    pub(crate) fn take_output(&mut self) {
+        while self.out.len() < MAX_IOV {
+            let Some(chunk) = self.proto.poll_transmit() else {
+                return;
+            };
+            self.out.push_back(chunk);
+        }
+    }
+
     /// When the oldest unanswered keepalive ping was sent.
     pub(crate) fn oldest_keepalive(&self) -> Option<Instant> {
         self.pings
@@ -231,12 +244,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// idle connection holds no read memory.
     pub(crate) fn release_idle_buffers(&mut self) {
         self.proto.release_buffers();
-    }
-
-    fn take_output(&mut self) {
-        while let Some(chunk) = self.proto.poll_transmit() {
-            self.out.push_back(chunk);
-        }
     }
 
     fn poll_write_chunks(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {

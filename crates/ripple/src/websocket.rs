@@ -359,7 +359,9 @@ fn next_message<S>(inner: &mut Inner<S>) -> Option<Message> {
         match event {
             Event::Message(message) => return Some(message),
             Event::Pong(payload) => inner.receive_pong(&payload),
-            Event::Ping(_) | Event::Close(_) => {}
+            // The core owes one pong at a time: take it now, or the next ping replaces it.
+            Event::Ping(_) => inner.take_output(),
+            Event::Close(_) => {}
         }
     }
     None

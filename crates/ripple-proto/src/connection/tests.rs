@@ -104,12 +104,89 @@ fn rfc6455_5_5_2_ping_is_answered_with_identical_pong() {
         events(&mut c),
         vec![Event::Ping(Bytes::from_static(b"Hello"))]
     );
+    assert_eq!(c.buffered_amount(), 2 + 4 + 5, "the owed pong is counted");
     let out = drain(&mut c);
+    assert_eq!(out.len(), 2 + 4 + 5);
     assert_eq!(out[0], 0x8a);
     assert_eq!(out[1], 0x85, "client pong is masked");
     let mut payload = out[6..].to_vec();
     apply_mask(&mut payload, [out[2], out[3], out[4], out[5]], 0);
     assert_eq!(payload, b"Hello");
+}
+
+/// Decodes a server's output stream as the client at the other end would.
+fn client_events(server_output: &[u8]) -> Vec<Event> {
+    let mut c = client();
+    c.receive(server_output);
+    let got = events(&mut c);
+    assert_eq!(c.failure(), None, "the output stream is well formed");
+    got
+}
+
+#[test]
+fn rfc6455_5_5_2_each_ping_is_answered_when_output_is_drained() {
+    let mut s = server();
+    let mut out = Vec::new();
+    for i in 0..10u8 {
+        s.receive(&masked(0x89, &[i]));
+        assert_eq!(events(&mut s), vec![Event::Ping(Bytes::from(vec![i]))]);
+        out.extend(drain(&mut s));
+    }
+    let pongs: Vec<_> = (0..10u8)
+        .map(|i| Event::Pong(Bytes::from(vec![i])))
+        .collect();
+    assert_eq!(client_events(&out), pongs);
+}
+
+#[test]
+fn rfc6455_5_5_3_ping_flood_without_draining_owes_one_pong() {
+    let mut s = server();
+    let pings = 100_000u32;
+    let wire: Vec<u8> = (0..pings)
+        .flat_map(|i| masked(0x89, &i.to_be_bytes()))
+        .collect();
+    s.receive(&wire);
+    assert_eq!(events(&mut s).len(), pings as usize);
+    assert_eq!(s.buffered_amount(), 2 + 4, "one pong is owed, no more");
+    let last = Bytes::copy_from_slice(&(pings - 1).to_be_bytes());
+    assert_eq!(client_events(&drain(&mut s)), vec![Event::Pong(last)]);
+    assert_eq!(s.buffered_amount(), 0);
+}
+
+#[test]
+fn rfc6455_5_5_3_owed_pong_is_transmitted_with_nothing_else_queued() {
+    let mut s = server();
+    s.receive(&masked(0x89, b"only"));
+    assert_eq!(events(&mut s).len(), 1);
+    assert_eq!(s.poll_transmit().as_deref(), Some(&b"\x8a\x04only"[..]));
+    assert_eq!(s.poll_transmit(), None);
+}
+
+#[test]
+fn rfc6455_5_4_pong_does_not_split_a_half_transmitted_shared_frame() {
+    let mut s = server();
+    let big = Bytes::from(vec![7u8; 100_000]);
+    s.send_text("before").unwrap();
+    s.send(Message::Binary(big.clone())).unwrap();
+    s.send_text("after").unwrap();
+    // The first chunk ends with the large frame's header; its payload is the next chunk.
+    let mut out = s.poll_transmit().unwrap().to_vec();
+    assert!(out.len() < 100);
+    s.receive(&masked(0x89, b"mid"));
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Ping(Bytes::from_static(b"mid"))]
+    );
+    out.extend(drain(&mut s));
+    assert_eq!(
+        client_events(&out),
+        vec![
+            text("before"),
+            Event::Message(Message::Binary(big)),
+            Event::Pong(Bytes::from_static(b"mid")),
+            text("after"),
+        ]
+    );
 }
 
 #[test]
@@ -239,6 +316,35 @@ fn message_limit_counts_every_fragment() {
     assert_eq!(events(&mut s), vec![]);
     assert_eq!(s.failure(), Some(&ProtocolError::MessageTooBig { max: 10 }));
     assert_failed_with(&mut s, 1009);
+}
+
+#[test]
+fn rfc6455_10_4_endless_empty_continuations_fail_with_1009_at_the_frame_limit() {
+    let mut s = server();
+    let max = Config::DEFAULT_MAX_MESSAGE_FRAMES;
+    let mut wire = masked(0x01, b"a");
+    let empty = masked(0x00, b"");
+    wire.extend(empty.repeat(max - 1));
+    s.receive(&wire);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.failure(), None, "{max} frames are allowed");
+    s.receive(&empty);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.failure(), Some(&ProtocolError::TooManyFrames { max }));
+    assert_failed_with(&mut s, 1009);
+}
+
+#[test]
+fn autobahn_9_3_1_four_mib_in_64_byte_fragments_is_accepted() {
+    let size = 4 << 20;
+    let mut s = Connection::new(Role::Server, Config::default().max_message_size(size));
+    let chunk = [b'*'; 64];
+    let mut wire = masked(0x01, &chunk);
+    wire.extend(masked(0x00, &chunk).repeat(size / 64 - 2));
+    wire.extend(masked(0x80, &chunk));
+    s.receive(&wire);
+    assert_eq!(events(&mut s), vec![text(&"*".repeat(size))]);
+    assert_eq!(s.failure(), None);
 }
 
 #[test]

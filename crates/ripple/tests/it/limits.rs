@@ -1,13 +1,22 @@
 //! Every limit hit on purpose: the offender gets the right code or status, everyone else is
 //! served.
 
-use ripple::{Acceptor, ClientBuilder, CloseCode, Config, DeflateConfig, Error, Message, proto};
+use std::time::Duration;
+
+use ripple::{
+    Acceptor, ClientBuilder, CloseCode, Config, DeflateConfig, Error, Message, WebSocket, proto,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 use crate::support::{
-    client_frame, echo, raw_exchange, raw_upgrade, raw_upgrade_with, read_close_code, start,
-    upgrade_request,
+    client_frame, echo, raw_exchange, raw_upgrade, raw_upgrade_with, read_close_code, read_frame,
+    start, upgrade_request,
 };
+
+/// Pings a flooding client sends without reading: 26 MB, so that one pong per ping (25 MB) would
+/// not fit in the kernel's socket buffers.
+const FLOOD_PINGS: usize = 200_000;
 
 #[tokio::test]
 async fn oversized_message_closes_with_1009_and_others_keep_going() {
@@ -32,6 +41,64 @@ async fn oversized_message_closes_with_1009_and_others_keep_going() {
         bystander.recv().await.unwrap(),
         Some(Message::from("still here"))
     );
+}
+
+#[tokio::test]
+async fn rfc6455_5_5_2_pings_in_one_write_get_a_pong_each() {
+    // Autobahn 2.10 expects this, although §5.5.3 would allow answering only the last.
+    let server = start(Acceptor::new(), echo).await;
+    let mut tcp = raw_upgrade(server.addr).await;
+    let pings: Vec<u8> = (0..10u8).flat_map(|i| client_frame(0x89, &[i])).collect();
+    tcp.write_all(&pings).await.unwrap();
+    for i in 0..10u8 {
+        assert_eq!(read_frame(&mut tcp).await, (0x8a, vec![i]));
+    }
+}
+
+#[tokio::test]
+async fn rfc6455_5_5_3_ping_flood_from_a_client_that_does_not_read_stays_bounded() {
+    let (report, reported) = oneshot::channel();
+    let report = std::sync::Mutex::new(Some(report));
+    let server = start(Acceptor::new(), move |mut ws: WebSocket| {
+        let report = report.lock().unwrap().take();
+        async move {
+            // The text message comes after the flood: every ping before it has been answered.
+            if let (Ok(Some(_)), Some(report)) = (ws.recv().await, report) {
+                let _ = report.send(ws.writer().buffered_amount());
+            }
+            // Keep reading, so that the owed pong goes out once the client reads.
+            while let Ok(Some(_)) = ws.recv().await {}
+        }
+    })
+    .await;
+    let mut tcp = raw_upgrade(server.addr).await;
+    let batch = client_frame(0x89, &[b'p'; 125]).repeat(1000);
+    for _ in 0..FLOOD_PINGS / 1000 {
+        tcp.write_all(&batch).await.unwrap();
+    }
+    let last = [b'L'; 125];
+    tcp.write_all(&client_frame(0x89, &last)).await.unwrap();
+    tcp.write_all(&client_frame(0x81, b"done")).await.unwrap();
+    let buffered = reported.await.unwrap();
+    assert!(
+        buffered < 8 * 1024,
+        "{buffered} bytes buffered for a client that reads nothing"
+    );
+    // Pongs still in the kernel's buffers come first; the last ping's pong is never dropped.
+    let pongs = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut pongs = 0usize;
+        loop {
+            let (first, payload) = read_frame(&mut tcp).await;
+            assert_eq!(first, 0x8a, "only pongs: {first:#x}");
+            pongs += 1;
+            if payload == last {
+                return pongs;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(pongs <= FLOOD_PINGS, "{pongs} pongs");
 }
 
 #[tokio::test]
@@ -132,19 +199,15 @@ async fn huge_headers_get_431() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_client_times_out_in_the_opening_handshake() {
-    let config = Config::default().open_timeout(std::time::Duration::from_secs(3));
+    let config = Config::default().open_timeout(Duration::from_secs(3));
     let server = start(Acceptor::new().config(config), echo).await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
     let started = tokio::time::Instant::now();
     let mut reply = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        tcp.read_to_end(&mut reply),
-    )
-    .await;
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut reply)).await;
     assert!(matches!(read, Ok(Ok(0))), "the server hangs up: {read:?}");
-    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    assert!(started.elapsed() >= Duration::from_secs(3));
 }
 
 #[tokio::test]
