@@ -319,6 +319,10 @@ impl Driver {
             Some(f) if f.code != CloseCode::NO_STATUS && !f.code.is_sendable() => {
                 Err(SendError::InvalidCloseCode(f.code.0))
             }
+            // RFC 6455 §5.5.1: a reason may only follow a status code.
+            Some(f) if f.code == CloseCode::NO_STATUS && !f.reason.is_empty() => {
+                Err(SendError::ReasonWithoutCode)
+            }
             Some(f) if f.reason.len() > 123 => Err(SendError::ReasonTooLong(f.reason.len())),
             _ => Ok(()),
         };
