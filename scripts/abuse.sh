@@ -42,6 +42,7 @@
 #                              or echo) reaches this (default 0: reported, not judged)
 #      ABUSE_SHUTDOWN_TIMEOUT  the servers' shutdown_timeout_secs (default 5)
 #      ABUSE_RUST_LOG          the servers' RUST_LOG (default info)
+#      ABUSE_SERVER_ARGS       extra `ripple serve` flags for every server, e.g. "--publish-rate 100"
 #      ABUSE_TIMEOUT           seconds for the whole run (default 1200; 300 with --quick)
 #      ABUSE_OUT               logs and results.json (default out/abuse)
 #      RIPPLE_PY_VENV          the Python peer's venv (default ~/.cache/ripple/py)

@@ -12,6 +12,9 @@ the attacker got, and PASS or FAIL with the reasons. The bystander's latency is 
 with --max-latency-ms (0, the default: reported, not judged). Last line: "N passed, N failed"; exit 1
 when an attack failed, 2 for a usage or setup error.
 
+env ABUSE_SERVER_ARGS: extra `ripple serve` flags for every server (split on whitespace), to
+try a setting against the attacks (e.g. "--publish-rate 100").
+
 Every attack is bounded in count and in time (a budget per attack, after which it is cancelled
 and fails), and is cancelled as well when the server's RSS passes --abort-rss-mb (the machine is
 shared: an unbounded server must not take it down). Servers are started here and stopped here,
@@ -81,7 +84,7 @@ class Server:
     async def start(self):
         config = os.path.join(self.run.out, "ripple.toml")
         argv = [self.run.binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--config", config,
-                *self.args]
+                *self.args, *self.run.server_args]
         log = open(self.log, "wb")
         self.proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=server_env())
@@ -250,6 +253,7 @@ class Run:
         self.abort_rss = args.abort_rss_mb
         self.max_latency = args.max_latency_ms
         self.shutdown_timeout = args.shutdown_timeout
+        self.server_args = os.environ.get("ABUSE_SERVER_ARGS", "").split()
         self.api_key = f"abuse-{secrets.token_hex(8)}"
         self.results = []      # one dict per attack, written to results.json
         self.servers = []
@@ -434,7 +438,8 @@ async def main(args):
     print(f"abuse: {run.mode} form, attacks {', '.join(map(str, numbers))}; server {run.binary}; "
           f"bounds: peak RSS < {run.max_rss:g} MB (abort at {run.abort_rss:g} MB), bystander lost 0"
           + (f", bystander latency < {run.max_latency:g} ms; " if run.max_latency else "; ") +
-          f"shutdown_timeout_secs {run.shutdown_timeout}; open files limit {run.fd_limit}",
+          f"shutdown_timeout_secs {run.shutdown_timeout}; open files limit {run.fd_limit}"
+          + (f"; extra server flags: {' '.join(run.server_args)}" if run.server_args else ""),
           flush=True)
     passed = failed = 0
     t0 = time.monotonic()

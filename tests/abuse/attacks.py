@@ -251,8 +251,9 @@ async def pong_flood(ctx):
         while True:
             try:
                 await asyncio.sleep(min(5.0, left(deadline)))
+                remaining = left(deadline)
                 chunk = await asyncio.wait_for(
-                    ws.conn.loop.sock_recv(ws.conn.sock, 4096), left(deadline))
+                    ws.conn.loop.sock_recv(ws.conn.sock, 4096), remaining)
             except asyncio.TimeoutError:
                 return got, ended
             except OSError as err:
@@ -639,9 +640,9 @@ async def shutdown_round(ctx, server, bound):
 
 # --- 8. small holes ---------------------------------------------------------------------------------
 
-async def small_holes(ctx):
-    """Endless empty continuation frames; odd channel names in the API; /chat without a token
-    on a server with a JWT secret."""
+async def continuation_flood(ctx):
+    """A fragmented message that never ends: empty continuation frames until the server closes
+    (it should, with 1009), or the count or time bound."""
     p = ctx.p
     ws = ctx.track(await wire.ws_channels(ctx.port))
     key = os.urandom(4)
@@ -686,6 +687,11 @@ async def small_holes(ctx):
     ctx.check(code == 1009, f"endless continuation frames closed with 1009 (got: {code or 'no close'})")
     ws.close()
 
+
+async def small_holes(ctx):
+    """Endless empty continuation frames; odd channel names in the API; /chat without a token
+    on a server with a JWT secret."""
+    await continuation_flood(ctx)
     for label, name in (("a 300-byte channel name", "a" * 300), ("a name with %00", "ab%00cd")):
         outcome = await wire.http_outcome(ctx.port, "GET", f"/api/channels/{name}/history",
                                           ctx.auth, timeout=5)
