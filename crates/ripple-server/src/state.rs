@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::memory::{MemoryBroker, MemoryOptions};
 use crate::broker::redis::{RedisBroker, RedisOptions};
 use crate::broker::{Broker, BrokerError};
+use crate::budget::AnswerBudget;
 use crate::config::{BrokerConfig, Config};
 use crate::metrics::Metrics;
 use crate::rate::KeyedLimiter;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub sessions: TaskTracker,
     /// `POST /rpc` publish rates, per user or client address.
     pub rpc_rates: KeyedLimiter,
+    /// Bytes held in HTTP answers not yet written (`answer_budget_bytes`).
+    pub answers: AnswerBudget,
 }
 
 impl AppState {
@@ -65,6 +68,8 @@ impl AppState {
             history_ttl: config.history_ttl(),
             presence: config.presence,
             deflate: deflate.clone(),
+            history_max_bytes: config.history_max_bytes,
+            max_channels: config.max_channels,
         };
         let broker = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
         Self::with_broker(config, broker, metrics)
@@ -85,6 +90,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             rpc_rates: KeyedLimiter::new(config.publish_rate),
+            answers: AnswerBudget::new(config.answer_budget_bytes),
             config,
         })
     }

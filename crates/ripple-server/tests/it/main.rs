@@ -10,6 +10,7 @@ mod channels;
 mod endpoints;
 mod errors;
 mod heartbeat;
+mod hostile_data;
 mod http;
 mod jwt;
 mod limits;
