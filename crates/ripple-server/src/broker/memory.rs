@@ -60,8 +60,10 @@ impl Default for MemoryOptions {
 /// How long the position of a swept channel is remembered, in seconds.
 const TOMBSTONE_TTL_SECS: u32 = 3600;
 
-/// The most swept channels remembered at once (each entry is 28 bytes: about 2.5 MiB in all).
-const MAX_TOMBSTONES: usize = 65_536;
+/// The most swept channels remembered at once: 7/8 of 65,536, what a `HashMap` of 65,536
+/// buckets holds, each bucket 33 bytes (a 64-bit key, a 24-byte [`Tombstone`], a control
+/// byte): about 2.1 MiB at most.
+const MAX_TOMBSTONES: usize = 57_344;
 
 /// What a kept message costs besides its bytes (its `Stored`, the `PreparedMessage`, the
 /// `Arc`): counted against `history_max_bytes` so that many tiny messages are bounded too.
@@ -575,5 +577,50 @@ fn stored_size(push: &PreparedMessage) -> usize {
 fn shrink<K: Eq + std::hash::Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
     if map.capacity() > 1024 && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> MemoryBroker {
+        MemoryBroker::new(MemoryOptions::default(), Arc::new(Metrics::default()))
+    }
+
+    #[tokio::test]
+    async fn a_sweep_gives_the_maps_memory_back_and_tombstones_stay_bounded() {
+        let broker = broker();
+        let created = MAX_TOMBSTONES + 10;
+        for n in 0..created {
+            broker.with_channel(&format!("c{n}"), |_| ()).unwrap();
+        }
+        assert!(lock(&broker.channels).capacity() >= created);
+        broker.sweep().await;
+        let channels = lock(&broker.channels);
+        assert_eq!((channels.len(), channels.capacity()), (0, 0));
+        drop(channels);
+        assert_eq!(broker.tombstones(), MAX_TOMBSTONES);
+        // A swept channel comes back where it was.
+        let epoch = broker.with_channel("c1", |ch| ch.epoch.clone()).unwrap();
+        assert_eq!(epoch.len(), 16);
+        assert_eq!(broker.tombstones(), MAX_TOMBSTONES - 1);
+    }
+
+    #[test]
+    fn a_tombstone_is_small_and_keeps_the_epoch_and_offset() {
+        assert!(size_of::<Tombstone>() <= 24);
+        let broker = broker();
+        broker
+            .with_channel("a", |ch| {
+                ch.offset = 7;
+                ch.epoch = "00000000000000ff".into();
+            })
+            .unwrap();
+        broker.reclaim("a");
+        let (epoch, offset) = broker
+            .with_channel("a", |ch| (ch.epoch.clone(), ch.offset))
+            .unwrap();
+        assert_eq!((epoch.as_str(), offset), ("00000000000000ff", 7));
     }
 }
