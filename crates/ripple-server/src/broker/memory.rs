@@ -516,30 +516,26 @@ impl Broker for MemoryBroker {
     /// every few seconds.
     fn sweep(&self) -> BoxFuture<'_, ()> {
         let now = Instant::now();
+        let now_secs = self.seconds(now);
+        // Both locks at once (in the order `channel` takes them): a channel dropped here has
+        // its tombstone before anyone can look it up again.
         let mut channels = lock(&self.channels);
-        let mut dropped = Vec::new();
+        let mut tombstones = lock(&self.tombstones);
+        tombstones.retain(|_, t| now_secs.saturating_sub(t.at) < TOMBSTONE_TTL_SECS);
         channels.retain(|name, channel| {
             let mut channel = lock(channel);
             channel.trim(now, &self.options, &self.history_bytes);
             let keep = !channel.subscribers.is_empty() || !channel.history.is_empty();
             channel.removed = !keep;
-            if !keep {
-                dropped.push((self.hasher.hash_one(name), self.tombstone(&channel, now)));
+            if !keep
+                && tombstones.len() < MAX_TOMBSTONES
+                && let Some(tombstone) = self.tombstone(&channel, now)
+            {
+                tombstones.insert(self.hasher.hash_one(name), tombstone);
             }
             keep
         });
         shrink(&mut channels);
-        drop(channels);
-        let mut tombstones = lock(&self.tombstones);
-        let now_secs = self.seconds(now);
-        tombstones.retain(|_, t| now_secs.saturating_sub(t.at) < TOMBSTONE_TTL_SECS);
-        for (key, tombstone) in dropped {
-            if let Some(tombstone) = tombstone
-                && tombstones.len() < MAX_TOMBSTONES
-            {
-                tombstones.insert(key, tombstone);
-            }
-        }
         shrink(&mut tombstones);
         Box::pin(std::future::ready(()))
     }
