@@ -107,7 +107,7 @@ start_server() {
     local log="$OUT/server.log"
     SERVER_PORT="$(rp_free_port)" || rp_die "no free port"
     : >"$log"
-    RUST_LOG=warn "${SERVER_PIN[@]}" "$BIN/ripple" serve --bind "127.0.0.1:$SERVER_PORT" >"$log" 2>&1 &
+    RUST_LOG=warn "${SERVER_PIN[@]}" "$BIN/ripple" serve --bind "127.0.0.1:$SERVER_PORT" --publish-rate 0 >"$log" 2>&1 &
     SERVER_PID=$!
     rp_wait_port "$SERVER_PORT" 20 "$SERVER_PID" || rp_die "ripple serve did not start (see $log)"
     URL="ws://127.0.0.1:$SERVER_PORT/ws"
@@ -152,7 +152,7 @@ machine() {
     echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "machine:  $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
     echo "pinning:  $PINNING"
-    echo "server:   ripple serve, defaults (anonymous, in-memory broker, presence on, history 100)"
+    echo "server:   ripple serve, defaults but --publish-rate 0 (anonymous, in-memory broker, presence on, history 100)"
     echo "runs:     $REPS repetition(s), interleaved; ${COMMON[*]}; fixed --rate $RATE; unbounded"
 }
 

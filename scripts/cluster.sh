@@ -70,7 +70,7 @@ PORT_A="$(rp_free_port)"
 PORT_B="$(rp_free_port)"
 for node in A B; do
     port_var="PORT_$node"
-    "$RIPPLE" serve --bind "127.0.0.1:${!port_var}" --broker "$BROKER" --api-key k \
+    "$RIPPLE" serve --bind "127.0.0.1:${!port_var}" --broker "$BROKER" --api-key k --publish-rate 0 \
         > "$WORK/node-$node.log" 2>&1 &
     PIDS+=($!)
     rp_wait_port "${!port_var}" 20 "$!" || rp_die "node $node did not start: $(cat "$WORK/node-$node.log")"

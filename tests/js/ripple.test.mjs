@@ -228,6 +228,26 @@ describe('against a server', () => {
     }
   });
 
+  test('recent over a history longer than one page (history_page_bytes): the last ones, each once', { timeout: TEST_MS }, async () => {
+    const channel = 'room:recent-pages';
+    const big = 'x'.repeat(60_000);
+    for (let n = 1; n <= 10; n++) await apiPublish(server, channel, { n, big });
+    const client = connect(server.ws, FAST);
+    const got = [];
+    const sub = client.subscribe(channel, { recent: 3, onMessage: (m) => got.push([m.data.n, m.source]) });
+    try {
+      const page = await client.history(channel);
+      assert.equal(page.more, true, 'ten 60 KB messages do not fit a page of 256 KiB');
+      assert.ok(page.messages.length >= 1 && page.messages.length < 10);
+      await sub.ready();
+      await apiPublish(server, channel, { n: 11 });
+      await waitFor(() => got.length === 4, '4 messages');
+      assert.deepEqual(got, [[8, 'history'], [9, 'history'], [10, 'history'], [11, 'live']]);
+    } finally {
+      client.close();
+    }
+  });
+
   test('a recovery older than the history is reported as a gap, never silently', { timeout: TEST_MS }, async () => {
     const relay = await startRelay(server.port);
     const channel = 'room:too-far';

@@ -44,12 +44,22 @@ pub(crate) struct ServeArgs {
     /// Seconds a message stays in history
     #[arg(long, env = "RIPPLE_HISTORY_TTL")]
     pub(crate) history_ttl: Option<u64>,
-    /// Publishes per second per connection (0 = unlimited)
+    /// Publishes per second per connection, or per user or address on /rpc (0 = unlimited)
+    /// [default: 50]
     #[arg(long, env = "RIPPLE_PUBLISH_RATE")]
     pub(crate) publish_rate: Option<u32>,
     /// Bytes queued per client before it is disconnected as a slow consumer
     #[arg(long, env = "RIPPLE_CLIENT_QUEUE_BYTES")]
     pub(crate) client_queue_bytes: Option<usize>,
+    /// Bytes of history kept across every channel, in-memory broker [default: 64 MiB]
+    #[arg(long, env = "RIPPLE_HISTORY_MAX_BYTES")]
+    pub(crate) history_max_bytes: Option<usize>,
+    /// Channels kept at once, in-memory broker [default: 100000]
+    #[arg(long, env = "RIPPLE_MAX_CHANNELS")]
+    pub(crate) max_channels: Option<usize>,
+    /// Bytes held in HTTP answers not yet read, across the process [default: 64 MiB]
+    #[arg(long, env = "RIPPLE_ANSWER_BUDGET_BYTES")]
+    pub(crate) answer_budget_bytes: Option<usize>,
     /// Where channels, history and presence live: "memory" (this process) or
     /// redis://HOST:PORT/DB (shared by every node on that Redis) [default: memory]
     #[arg(long, env = "RIPPLE_BROKER", hide_env_values = true)]
@@ -75,6 +85,9 @@ impl ServeArgs {
         set(&mut config.history_ttl_secs, self.history_ttl);
         set(&mut config.publish_rate, self.publish_rate);
         set(&mut config.client_queue_bytes, self.client_queue_bytes);
+        set(&mut config.history_max_bytes, self.history_max_bytes);
+        set(&mut config.max_channels, self.max_channels);
+        set(&mut config.answer_budget_bytes, self.answer_budget_bytes);
         set(&mut config.broker, self.broker.clone());
         Ok(config)
     }
@@ -186,10 +199,14 @@ mod tests {
             file.to_str().unwrap(),
             "--history-size",
             "9",
+            "--max-channels",
+            "5",
         ]);
         let config = cli.serve.config().unwrap();
         assert_eq!(config.bind.port(), 9100);
         assert_eq!(config.history_size, 9);
+        assert_eq!(config.max_channels, 5);
+        assert_eq!(config.history_max_bytes, 64 << 20, "the default");
         assert_eq!(config.api_key.as_deref(), Some("from-file"));
         std::fs::remove_dir_all(dir).unwrap();
     }

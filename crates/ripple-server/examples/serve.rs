@@ -2,7 +2,7 @@
 //!
 //! A stand-in for `ripple serve` for scripts (scripts/channels-py.sh): runs
 //! `ripple_server::run` on the given address (default 127.0.0.1:8765) with the default
-//! configuration, the HTTP API key from `RIPPLE_API_KEY` and, when set, the JWT secret from
+//! configuration but no publish rate limit, the HTTP API key from `RIPPLE_API_KEY` and, when set, the JWT secret from
 //! `RIPPLE_JWT_SECRET`. Prints `listening on ADDR` once it accepts connections; stops
 //! gracefully on SIGINT or SIGTERM.
 
@@ -28,6 +28,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         jwt_secret: std::env::var("RIPPLE_JWT_SECRET")
             .ok()
             .filter(|s| !s.is_empty()),
+        // The interop and browser suites publish hundreds of messages on one connection as
+        // fast as the replies come; the default rate limit (50/s) has its own tests.
+        publish_rate: 0,
         ..Config::default()
     };
     let listener = TcpListener::bind(bind).await?;

@@ -27,7 +27,8 @@ pub struct Config {
     pub max_message_size: usize,
     /// Subscriptions per connection (default 128).
     pub max_subscriptions: usize,
-    /// Publishes per second per connection; 0 = unlimited (default, as Centrifugo).
+    /// Publishes per second per connection, and per user or client address on `/rpc`;
+    /// 0 = unlimited (default 50: see docs/design.md, "Hostile clients: answers and history").
     pub publish_rate: u32,
     /// Bytes queued for one client before it counts as a slow consumer and is disconnected
     /// (default 1 MiB, as Centrifugo).
@@ -69,6 +70,26 @@ pub struct Config {
     /// reading can pin (default 256 KiB; the kernel doubles it for bookkeeping). 0 leaves the
     /// kernel's autotuning, which grows to several MiB per socket.
     pub send_buffer_bytes: usize,
+
+    // Hostile clients: what answers and history may hold (docs/design.md).
+    /// Most bytes of messages in one answer: a `history` reply (`/ws`, `/rpc`, the `/api`
+    /// history) or a `/poll` answer (default 256 KiB). An answer holds at least one message;
+    /// the rest comes with the next request (`since`, or the poll's cursor).
+    pub history_page_bytes: usize,
+    /// Bytes held at once, across the process, in `/rpc`, `/poll` and `/api` history answers
+    /// that their clients have not read yet (default 64 MiB). An answer that does not fit waits
+    /// a second, then is refused with 503 `unavailable`.
+    pub answer_budget_bytes: usize,
+    /// In-memory broker: bytes of history kept across every channel (default 64 MiB); past
+    /// it the oldest messages of channels without subscribers go first, then the oldest of
+    /// all. (Redis: the memory is Redis's own, bounded by its `maxmemory`.)
+    pub history_max_bytes: usize,
+    /// In-memory broker: channels at once (default 100,000); publishing or subscribing to a
+    /// new channel past it is refused (`too_many_channels`).
+    pub max_channels: usize,
+    /// Deepest nesting of arrays and objects in published `data` (default 64); deeper data is
+    /// refused (`too_deep`).
+    pub max_json_depth: usize,
 }
 
 impl Default for Config {
@@ -81,7 +102,7 @@ impl Default for Config {
             max_connections: 10_000,
             max_message_size: 64 * 1024,
             max_subscriptions: 128,
-            publish_rate: 0,
+            publish_rate: 50,
             client_queue_bytes: 1 << 20,
             history_size: 100,
             history_ttl_secs: 300,
@@ -97,6 +118,11 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             send_buffer_bytes: 256 * 1024,
+            history_page_bytes: 256 * 1024,
+            answer_budget_bytes: 64 << 20,
+            history_max_bytes: 64 << 20,
+            max_channels: 100_000,
+            max_json_depth: 64,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod budget;
 pub mod close;
 pub mod config;
 pub mod cursor;

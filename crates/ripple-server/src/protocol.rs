@@ -103,6 +103,10 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The published data is larger than allowed.
     pub const TOO_LARGE: &str = "too_large";
+    /// The published data nests arrays and objects deeper than `max_json_depth`.
+    pub const TOO_DEEP: &str = "too_deep";
+    /// The server keeps `max_channels` channels: no new one can be created now.
+    pub const TOO_MANY_CHANNELS: &str = "too_many_channels";
     /// Already authenticated.
     pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
     /// The server failed (broker unavailable, …).
@@ -260,6 +264,51 @@ pub fn validate_channel(name: &str) -> Result<(), ProtocolError> {
     }
 }
 
+/// Refuses `data` that nests arrays and objects more than `max` deep (`too_deep`), before it
+/// is stored: a reader that parses the stored message (serde_json stops at 128 levels, so do
+/// many clients) must never meet data it cannot read.
+pub fn check_depth(data: &RawValue, max: usize) -> Result<(), ProtocolError> {
+    if !nests_deeper_than(data.get().as_bytes(), max) {
+        return Ok(());
+    }
+    Err(ProtocolError::new(
+        codes::TOO_DEEP,
+        format!("data nests arrays and objects deeper than max_json_depth ({max})"),
+    ))
+}
+
+/// Whether the JSON text `json` opens more than `max` arrays and objects inside one another.
+/// A byte scan, not a parse: brackets inside strings (escapes included) do not count. `json`
+/// is already known to be valid JSON.
+pub fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Server → client messages that are not channel pushes.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -302,13 +351,15 @@ pub enum Reply<'a> {
         channel: &'a str,
         clients: &'a [ClientInfo],
     },
-    /// A page of history (each entry has the `message` push's fields).
+    /// A page of history (each entry has the `message` push's fields); `more` says that the
+    /// channel keeps messages after the page's last one (ask again with `since` = its offset).
     History {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
         channel: &'a str,
         epoch: &'a str,
         offset: u64,
+        more: bool,
         messages: Vec<&'a RawValue>,
     },
     /// Answer to `ping`.
@@ -445,5 +496,25 @@ mod tests {
             parse_request(r#"{"type":"auth","id":4}"#).unwrap_err().0,
             Some(4)
         );
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(!nests_deeper_than(b"1", 0));
+        assert!(nests_deeper_than(b"[]", 0));
+        assert!(!nests_deeper_than(br#"[{"a":[1]},[2]]"#, 3));
+        assert!(nests_deeper_than(br#"[{"a":[[1]]}]"#, 3));
+        assert!(!nests_deeper_than(
+            br#"["[[[[", "\"[[[", {"k\\":"{{{"}]"#,
+            2
+        ));
+        assert!(nests_deeper_than(br#"["\\", [[1]]]"#, 2));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let raw = RawValue::from_string(deep).unwrap();
+        let err = check_depth(&raw, 64).unwrap_err();
+        assert_eq!(err.code, codes::TOO_DEEP);
+        assert!(err.message.contains("64"), "{}", err.message);
+        let ok = RawValue::from_string("[".repeat(64) + &"]".repeat(64)).unwrap();
+        assert!(check_depth(&ok, 64).is_ok());
     }
 }

@@ -10,10 +10,10 @@ use ripple::{Message, PreparedMessage};
 use serde_json::value::RawValue;
 
 use crate::auth::{self, AuthError, Identity};
-use crate::broker::{Subscribed, Subscriber};
+use crate::broker::{HistoryQuery, Subscribed, Subscriber};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    ClientInfo, Command, ProtocolError, Reply, Request, Since, codes, parse_request,
+    ClientInfo, Command, ProtocolError, Reply, Request, Since, check_depth, codes, parse_request,
 };
 use crate::queue::{ClientQueue, Disconnect};
 use crate::rate::TokenBucket;
@@ -307,7 +307,7 @@ impl Session {
             .broker
             .subscribe(&channel, subscriber, since.as_ref(), &reply)
             .await
-            .map_err(internal)?;
+            .map_err(|err| err.to_protocol())?;
         self.subscriptions.insert(channel);
         Ok(())
     }
@@ -323,7 +323,7 @@ impl Session {
             .broker
             .unsubscribe(channel, &self.client)
             .await
-            .map_err(internal)?;
+            .map_err(|err| err.to_protocol())?;
         self.reply(&Reply::Unsubscribed { id, channel });
         Ok(())
     }
@@ -335,6 +335,7 @@ impl Session {
         data: &RawValue,
     ) -> Result<(), ProtocolError> {
         self.check_channel(channel)?;
+        check_depth(data, self.state.config.max_json_depth)?;
         if let Some(rate) = &mut self.rate
             && !rate.take(Instant::now())
         {
@@ -353,7 +354,7 @@ impl Session {
             .broker
             .publish(channel, data, from)
             .await
-            .map_err(internal)?;
+            .map_err(|err| err.to_protocol())?;
         self.reply(&Reply::Published {
             id,
             channel,
@@ -370,7 +371,7 @@ impl Session {
             .broker
             .presence(channel)
             .await
-            .map_err(internal)?;
+            .map_err(|err| err.to_protocol())?;
         self.reply(&Reply::Presence {
             id,
             channel,
@@ -379,6 +380,8 @@ impl Session {
         Ok(())
     }
 
+    /// A page of history: at most `limit` (and `history_size`) messages and about
+    /// `history_page_bytes` of them; `more` tells the client to ask again from the last one.
     async fn history(
         &mut self,
         id: Option<u64>,
@@ -387,23 +390,25 @@ impl Session {
         limit: Option<usize>,
     ) -> Result<(), ProtocolError> {
         self.check_channel(channel)?;
-        let limit = limit
-            .unwrap_or(usize::MAX)
-            .min(self.state.config.history_size);
+        let config = &self.state.config;
+        let query = HistoryQuery {
+            since,
+            limit: limit.unwrap_or(usize::MAX).min(config.history_size),
+            max_bytes: config.history_page_bytes,
+        };
         let page = self
             .state
             .broker
-            .history(channel, since, limit)
+            .history(channel, query)
             .await
-            .map_err(internal)?;
-        let messages = raw_messages(&page.messages);
-        let messages = messages.iter().map(AsRef::as_ref).collect();
+            .map_err(|err| err.to_protocol())?;
         self.reply(&Reply::History {
             id,
             channel,
             epoch: &page.epoch,
             offset: page.offset,
-            messages,
+            more: page.more,
+            messages: raw_messages(&page.messages),
         });
         Ok(())
     }
@@ -488,14 +493,13 @@ impl Drop for Finishing {
     }
 }
 
-/// The `message` pushes of a history page as raw JSON values.
-pub fn raw_messages(messages: &[Arc<PreparedMessage>]) -> Vec<Box<RawValue>> {
+/// The `message` pushes of a history page as raw JSON values, borrowed (not copied). Reading
+/// a raw value checks the JSON without building it, so no nesting depth can make it fail;
+/// a push that is not JSON at all (none is: the server wrote it) is left out.
+pub fn raw_messages(messages: &[Arc<PreparedMessage>]) -> Vec<&RawValue> {
     messages
         .iter()
-        .filter_map(|m| {
-            let text = String::from_utf8_lossy(m.message().as_bytes()).into_owned();
-            RawValue::from_string(text).ok()
-        })
+        .filter_map(|m| serde_json::from_slice(m.message().as_bytes()).ok())
         .collect()
 }
 
@@ -505,11 +509,6 @@ pub fn shutting_down() -> ProtocolError {
         codes::UNAVAILABLE,
         "the server is shutting down: publish again after reconnecting",
     )
-}
-
-fn internal(err: crate::broker::BrokerError) -> ProtocolError {
-    tracing::warn!("{err}");
-    ProtocolError::new(codes::INTERNAL, err.to_string())
 }
 
 /// A connection id: random, so ids do not leak how many clients came before.

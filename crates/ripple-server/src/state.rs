@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::broker::memory::{MemoryBroker, MemoryOptions};
 use crate::broker::redis::{RedisBroker, RedisOptions};
 use crate::broker::{Broker, BrokerError};
+use crate::budget::AnswerBudget;
 use crate::config::{BrokerConfig, Config};
 use crate::gate::PublishGate;
 use crate::metrics::Metrics;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub rpc_rates: KeyedLimiter,
     /// Refused tokens are logged at most a few times a second (see [`AppState::refused_token`]).
     pub token_log: LogThrottle,
+    /// Bytes held in HTTP answers not yet written (`answer_budget_bytes`).
+    pub answers: AnswerBudget,
 }
 
 impl AppState {
@@ -76,6 +79,8 @@ impl AppState {
             history_ttl: config.history_ttl(),
             presence: config.presence,
             deflate: deflate.clone(),
+            history_max_bytes: config.history_max_bytes,
+            max_channels: config.max_channels,
         };
         let broker = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
         Self::with_broker(config, broker, metrics)
@@ -99,6 +104,7 @@ impl AppState {
             publishing: PublishGate::default(),
             rpc_rates: KeyedLimiter::new(config.publish_rate),
             token_log: LogThrottle::new(TOKEN_LOG_RATE),
+            answers: AnswerBudget::new(config.answer_budget_bytes),
             config,
         })
     }

@@ -241,7 +241,8 @@ export class Client {
   getSubscription(channel: string): Subscription | null;
   publish(channel: string, data: Json): Promise<{ channel: string } & Position>;
   presence(channel: string): Promise<PresenceInfo[]>;
-  history(channel: string, options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; messages: Message[] }>;
+  /** One page (at most the server's `history_page_bytes`); `more`: ask again with `since` = the last message's offset. */
+  history(channel: string, options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; more: boolean; messages: Message[] }>;
   request(type: string, fields?: Record<string, Json | undefined>, options?: { timeout?: number }): Promise<any>;
   close(): void;
   reconnect(options?: { token?: string }): void;
@@ -257,7 +258,7 @@ export class Subscription<T = Json> {
   ready(): Promise<void>;
   publish(data: T): Promise<{ channel: string } & Position>;
   presence(): Promise<PresenceInfo[]>;
-  history(options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; messages: Message<T>[] }>;
+  history(options?: { since?: number; limit?: number }): Promise<{ channel: string; epoch: string; offset: number; more: boolean; messages: Message<T>[] }>;
   unsubscribe(): Promise<void>;
 }
 

@@ -362,15 +362,17 @@ export class Client extends Emitter {
   }
 
   /**
-   * The messages the channel keeps after offset `since`, oldest first, at most `limit`.
+   * The messages the channel keeps after offset `since`, oldest first, at most `limit`: one
+   * page of at most the server's `history_page_bytes`. `more` says the channel keeps messages
+   * after the page's last one: ask again with `since` = its offset.
    *
    * @param {string} channel
    * @param {{since?: number, limit?: number}} [options]
-   * @returns {Promise<{channel: string, epoch: string, offset: number, messages: import('./ripple.d.ts').Message[]}>}
+   * @returns {Promise<{channel: string, epoch: string, offset: number, more: boolean, messages: import('./ripple.d.ts').Message[]}>}
    */
   async history(channel, options = {}) {
     const reply = await this.request('history', { channel, since: options.since, limit: options.limit });
-    return { channel, epoch: reply.epoch, offset: reply.offset, messages: reply.messages.map(toMessage) };
+    return { channel, epoch: reply.epoch, offset: reply.offset, more: reply.more === true, messages: reply.messages.map(toMessage) };
   }
 
   /**
@@ -777,7 +779,7 @@ export class Client extends Emitter {
       this.#send({ ...command, channel: sub.channel }, { direct: handle, onReply });
     try {
       if (sub._wantsRecent()) {
-        const page = await send({ type: 'history' });
+        const page = await recentHistory(sub, send);
         if (this.#conn !== handle || sub.state === 'unsubscribed') return;
         sub._deliverRecent(page);
       }
@@ -894,6 +896,11 @@ export class Subscription extends Emitter {
     return this.position ? { ...this.position } : null;
   }
 
+  /** @internal The last `recent` of `messages`. */
+  _keepRecent(/** @type {any[]} */ messages) {
+    return messages.slice(-this.#recent);
+  }
+
   /** @internal The last `recent` messages of a history page, then its position. */
   _deliverRecent(/** @type {any} */ page) {
     if (!page.epoch) return; // a channel the server does not know yet: nothing to show
@@ -976,6 +983,26 @@ export class Subscription extends Emitter {
     this.stats.delivered += 1;
     this.emit('message', { ...toMessage(msg), source });
   }
+}
+
+/**
+ * The newest messages a subscription with `recent` shows: a long history comes in pages (at
+ * most the server's `history_page_bytes` each, `more` when others follow), so follow them from
+ * the oldest, keeping only the last `recent`. Ends with the page's position, as one page would.
+ *
+ * @param {Subscription} sub
+ * @param {(command: any) => Promise<any>} send
+ */
+async function recentHistory(sub, send) {
+  let page = await send({ type: 'history' });
+  let messages = page.messages;
+  while (page.more === true && page.messages.length > 0) {
+    const since = page.messages[page.messages.length - 1].offset;
+    const next = await send({ type: 'history', since });
+    messages = next.epoch === page.epoch ? sub._keepRecent(messages.concat(next.messages)) : next.messages;
+    page = next;
+  }
+  return { ...page, messages };
 }
 
 /** @param {any} raw @returns {import('./ripple.d.ts').Message} */

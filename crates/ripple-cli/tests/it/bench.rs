@@ -169,11 +169,15 @@ async fn broadcast_mode_json() {
     assert_eq!(deliveries, published * 5, "{report}");
 }
 
-/// `ripple serve` with its defaults, in process; returns the URL of its `/ws`.
+/// `ripple serve` with its defaults, but no publish rate limit (the publishers go as fast as
+/// they can), in process; returns the URL of its `/ws`.
 async fn channel_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = ripple_server::Config::default();
+    let config = ripple_server::Config {
+        publish_rate: 0,
+        ..ripple_server::Config::default()
+    };
     tokio::spawn(ripple_server::run(listener, config, std::future::pending()));
     format!("ws://127.0.0.1:{port}/ws")
 }

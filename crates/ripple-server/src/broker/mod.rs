@@ -58,6 +58,29 @@ pub struct Published {
     pub offset: u64,
 }
 
+/// Which page of a channel's history to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Messages after this offset (every kept one when `None`).
+    pub since: Option<u64>,
+    /// At most this many messages.
+    pub limit: usize,
+    /// At most this many bytes of message JSON (each counted with one byte for its comma),
+    /// except that a page always holds the first message it may, however large.
+    pub max_bytes: usize,
+}
+
+impl HistoryQuery {
+    /// Everything kept after `since`, however much.
+    pub fn after(since: u64) -> Self {
+        Self {
+            since: Some(since),
+            limit: usize::MAX,
+            max_bytes: usize::MAX,
+        }
+    }
+}
+
 /// A page of a channel's history.
 #[derive(Clone, Debug)]
 pub struct HistoryPage {
@@ -67,6 +90,42 @@ pub struct HistoryPage {
     pub offset: u64,
     /// `message` pushes, oldest first.
     pub messages: Vec<Arc<PreparedMessage>>,
+    /// Whether the channel keeps messages after the last one of the page (left out by the
+    /// query's `limit` or `max_bytes`).
+    pub more: bool,
+}
+
+impl HistoryPage {
+    /// The page of a channel the broker does not know.
+    pub fn unknown() -> Self {
+        Self {
+            epoch: String::new(),
+            offset: 0,
+            messages: Vec::new(),
+            more: false,
+        }
+    }
+}
+
+/// Takes, from `candidates` (oldest first, each with its JSON length), what fits `query`'s
+/// `limit` and `max_bytes`; says whether some were left out.
+pub(crate) fn take_page<T>(
+    candidates: impl IntoIterator<Item = (T, usize)>,
+    query: &HistoryQuery,
+) -> (Vec<T>, bool) {
+    let mut taken = Vec::new();
+    let mut bytes = 0usize;
+    for (item, len) in candidates {
+        let size = len + 1;
+        let full = taken.len() >= query.limit
+            || (!taken.is_empty() && bytes.saturating_add(size) > query.max_bytes);
+        if full {
+            return (taken, true);
+        }
+        bytes += size;
+        taken.push(item);
+    }
+    (taken, false)
 }
 
 /// A channel as `GET /api/channels` lists it.
@@ -82,10 +141,36 @@ pub struct ChannelSummary {
     pub offset: u64,
 }
 
-/// The broker failed (a backend that went away); the in-memory one never does.
+/// Why the broker did not do what it was asked.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("broker unavailable: {0}")]
-pub struct BrokerError(pub String);
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The backend failed (a Redis that went away); the in-memory broker never does.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// A new channel was asked for while the broker keeps `max_channels` of them.
+    #[error("the server keeps {max} channels, its most: no new channel now")]
+    TooManyChannels {
+        /// The limit (`max_channels`).
+        max: usize,
+    },
+}
+
+impl BrokerError {
+    /// The protocol's error for it: `too_many_channels`, or `internal` for a failed backend.
+    pub fn to_protocol(&self) -> crate::protocol::ProtocolError {
+        use crate::protocol::{ProtocolError, codes};
+        match self {
+            Self::TooManyChannels { .. } => {
+                ProtocolError::new(codes::TOO_MANY_CHANNELS, self.to_string())
+            }
+            Self::Unavailable(_) => {
+                tracing::warn!("{self}");
+                ProtocolError::new(codes::INTERNAL, self.to_string())
+            }
+        }
+    }
+}
 
 /// The close code when a channel's history was lost under a subscriber (defined in `close.rs`).
 pub use crate::close::STATE_LOST;
@@ -122,12 +207,12 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
         from: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Published, BrokerError>>;
 
-    /// Messages after offset `since` (all kept ones when `None`), at most `limit`, oldest first.
+    /// A page of the messages kept after `query.since`, oldest first, within the query's
+    /// `limit` and `max_bytes` (see [`HistoryQuery`]).
     fn history<'a>(
         &'a self,
         channel: &'a str,
-        since: Option<u64>,
-        limit: usize,
+        query: HistoryQuery,
     ) -> BoxFuture<'a, Result<HistoryPage, BrokerError>>;
 
     /// The channel's subscribers.

@@ -1,5 +1,9 @@
 //! The HTTP API for backends: publish, list channels, presence, history. Every call needs
 //! `Authorization: Bearer <api key>`; without a configured key the API answers 401 to all.
+//!
+//! Answers are serde structs (stored messages as `&RawValue`, written as they are), never
+//! `serde_json::Value`: building a `Value` re-parses stored data and fails, or panics in
+//! `json!`, on data nested past serde_json's recursion limit.
 
 use std::sync::Arc;
 
@@ -7,12 +11,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::bearer;
-use crate::protocol::{codes, validate_channel};
+use super::request;
+use crate::broker::{BrokerError, ChannelSummary, HistoryQuery};
+use crate::budget;
+use crate::protocol::{ClientInfo, ProtocolError, check_depth, codes, validate_channel};
 use crate::session::raw_messages;
 use crate::state::AppState;
 
@@ -25,9 +31,52 @@ pub struct PublishBody {
 
 /// `GET …/history` query.
 #[derive(Deserialize)]
-pub struct HistoryQuery {
+pub struct HistoryParams {
     since: Option<u64>,
     limit: Option<usize>,
+}
+
+/// `POST /api/publish` answer.
+#[derive(Serialize)]
+struct PublishedAnswer<'a> {
+    channel: &'a str,
+    epoch: &'a str,
+    offset: u64,
+}
+
+/// `GET /api/channels` answer.
+#[derive(Serialize)]
+struct ChannelsAnswer<'a> {
+    channels: &'a [ChannelSummary],
+}
+
+/// `GET …/presence` answer.
+#[derive(Serialize)]
+struct PresenceAnswer<'a> {
+    channel: &'a str,
+    clients: &'a [ClientInfo],
+}
+
+/// `GET …/history` answer: a page, as the `history` reply has it.
+#[derive(Serialize)]
+struct HistoryAnswer<'a> {
+    channel: &'a str,
+    epoch: &'a str,
+    offset: u64,
+    more: bool,
+    messages: Vec<&'a RawValue>,
+}
+
+/// An error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize)]
+struct ErrorAnswer<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
 }
 
 /// Publishes to a channel.
@@ -50,7 +99,7 @@ pub async fn publish(
         }
     };
     if let Err(err) = validate_channel(&body.channel) {
-        return error(StatusCode::BAD_REQUEST, err.code, &err.message);
+        return refuse(&err);
     }
     let max = state.config.max_message_size;
     if body.data.get().len() > max {
@@ -60,20 +109,21 @@ pub async fn publish(
             &format!("data is larger than max_message_size ({max} bytes)"),
         );
     }
+    if let Err(err) = check_depth(&body.data, state.config.max_json_depth) {
+        return refuse(&err);
+    }
     let Some(_pass) = state.publishing.enter() else {
         let err = crate::session::shutting_down();
         return error(StatusCode::SERVICE_UNAVAILABLE, err.code, &err.message);
     };
     match state.broker.publish(&body.channel, &body.data, None).await {
-        Ok(published) => Json(
-            json!({"channel": body.channel, "epoch": published.epoch, "offset": published.offset}),
-        )
+        Ok(published) => Json(PublishedAnswer {
+            channel: &body.channel,
+            epoch: &published.epoch,
+            offset: published.offset,
+        })
         .into_response(),
-        Err(err) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            &err.to_string(),
-        ),
+        Err(err) => broker_failed(&err),
     }
 }
 
@@ -83,12 +133,11 @@ pub async fn channels(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
         return unauthorized(why);
     }
     match state.broker.channels().await {
-        Ok(channels) => Json(json!({ "channels": channels })).into_response(),
-        Err(err) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            &err.to_string(),
-        ),
+        Ok(channels) => Json(ChannelsAnswer {
+            channels: &channels,
+        })
+        .into_response(),
+        Err(err) => broker_failed(&err),
     }
 }
 
@@ -101,42 +150,65 @@ pub async fn presence(
     if let Err(why) = authorize(&state, &headers) {
         return unauthorized(why);
     }
+    if let Err(err) = validate_channel(&name) {
+        return refuse(&err);
+    }
     match state.broker.presence(&name).await {
-        Ok(clients) => Json(json!({"channel": name, "clients": clients})).into_response(),
-        Err(err) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            &err.to_string(),
-        ),
+        Ok(clients) => Json(PresenceAnswer {
+            channel: &name,
+            clients: &clients,
+        })
+        .into_response(),
+        Err(err) => broker_failed(&err),
     }
 }
 
-/// A channel's recent messages.
+/// A page of a channel's messages (`history_page_bytes` at most, `more` when there are
+/// others after it), counted in the answer budget until the client has read it.
 pub async fn history(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    Query(params): Query<HistoryParams>,
 ) -> Response {
     if let Err(why) = authorize(&state, &headers) {
         return unauthorized(why);
     }
-    let limit = query
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(state.config.history_size);
-    match state.broker.history(&name, query.since, limit).await {
-        Ok(page) => {
-            let messages = raw_messages(&page.messages);
-            Json(json!({"channel": name, "epoch": page.epoch, "offset": page.offset, "messages": messages}))
-                .into_response()
-        }
-        Err(err) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "internal",
-            &err.to_string(),
-        ),
+    if let Err(err) = validate_channel(&name) {
+        return refuse(&err);
     }
+    let Ok(mut permit) = state
+        .answers
+        .reserve(budget::page_bound(&state.config))
+        .await
+    else {
+        return refuse(&budget::Busy.to_protocol());
+    };
+    let query = HistoryQuery {
+        since: params.since,
+        limit: params
+            .limit
+            .unwrap_or(usize::MAX)
+            .min(state.config.history_size),
+        max_bytes: state.config.history_page_bytes,
+    };
+    let page = match state.broker.history(&name, query).await {
+        Ok(page) => page,
+        Err(err) => return broker_failed(&err),
+    };
+    let answer = HistoryAnswer {
+        channel: &name,
+        epoch: &page.epoch,
+        offset: page.offset,
+        more: page.more,
+        messages: raw_messages(&page.messages),
+    };
+    // Writing strings, numbers and raw JSON into a Vec cannot fail.
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    if let Err(busy) = state.answers.fit(&mut permit, body.len()) {
+        return refuse(&busy.to_protocol());
+    }
+    request::json(StatusCode::OK, permit.hold(body))
 }
 
 /// Checks the API key; `Err` says why the request is refused (401).
@@ -159,10 +231,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A protocol error as an API error, with the status the HTTP transports give its code.
+fn refuse(err: &ProtocolError) -> Response {
+    error(request::status(err.code), err.code, &err.message)
+}
+
+/// The broker could not do it: `503 internal`, or `503 too_many_channels`.
+fn broker_failed(err: &BrokerError) -> Response {
+    refuse(&err.to_protocol())
+}
+
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    let answer = ErrorAnswer {
+        error: ErrorBody { code, message },
+    };
+    (status, Json(answer)).into_response()
 }

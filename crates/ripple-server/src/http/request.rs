@@ -101,7 +101,9 @@ pub fn status(code: &str) -> StatusCode {
         codes::FORBIDDEN | codes::ORIGIN_NOT_ALLOWED => StatusCode::FORBIDDEN,
         codes::TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
-        codes::UNAVAILABLE | codes::INTERNAL => StatusCode::SERVICE_UNAVAILABLE,
+        codes::UNAVAILABLE | codes::INTERNAL | codes::TOO_MANY_CHANNELS => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -116,13 +118,15 @@ pub fn refuse(id: Option<u64>, err: &ProtocolError) -> Response {
     json(status(err.code), reply.to_json())
 }
 
-/// A JSON response.
-pub fn json(status: StatusCode, body: String) -> Response {
+/// A JSON response. An answer the [`AnswerBudget`](crate::budget::AnswerBudget) counts comes
+/// as `Bytes` from [`AnswerPermit::hold`](crate::budget::AnswerPermit::hold), so the permit
+/// lives as long as the body.
+pub fn json(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
     let headers = [
         (header::CONTENT_TYPE, "application/json"),
         (header::CACHE_CONTROL, "no-store"),
     ];
-    (status, headers, body).into_response()
+    (status, headers, body.into()).into_response()
 }
 
 /// Checks the request's `Origin` against `allowed_origins` (as the WebSocket endpoints do).

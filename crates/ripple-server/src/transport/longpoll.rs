@@ -5,6 +5,11 @@
 //! with nothing at the timeout, and unsubscribe. Nothing stays on the server between requests:
 //! the reply's cursor is all the next request needs, on any node, so there is nothing to leak
 //! when a client just stops polling.
+//!
+//! An answer holds at most `history_page_bytes` of messages (at least one): its cursor then
+//! stops at the last message it holds, and the next poll goes on from there. Its bytes are
+//! reserved in the [`AnswerBudget`](crate::budget::AnswerBudget) before it is built and
+//! given back once the client has read it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,9 @@ use crate::protocol::{Command, Head, ProtocolError, Request, Since, codes};
 use crate::queue::ClientQueue;
 use crate::session::{Finishing, Session};
 use crate::state::AppState;
+
+/// The bytes of a reply besides its cursor, channels and messages (`{"cursor":…}` and such).
+const REPLY_FIELDS: usize = 48;
 
 /// How long a poll waits for its subscriptions to be answered, whatever its timeout.
 const SUBSCRIBE_GRACE: Duration = Duration::from_secs(5);
@@ -47,8 +55,12 @@ pub async fn poll(state: Arc<AppState>, headers: &HeaderMap, params: &Params) ->
         Err(err) => Err(err),
     };
     session.finish().await;
-    match outcome {
-        Ok(reply) => request::json(StatusCode::OK, reply),
+    let answer = match outcome {
+        Ok(gathered) => gathered.answer(&state).await,
+        Err(err) => Err(err),
+    };
+    match answer {
+        Ok(body) => request::json(StatusCode::OK, body),
         Err(err) => request::refuse(None, &err),
     }
 }
@@ -129,19 +141,36 @@ struct Gathered {
     plan: Plan,
     recovered: Vec<Option<bool>>,
     messages: Vec<Arc<PreparedMessage>>,
+    /// The JSON bytes of `messages`, a comma each.
+    bytes: usize,
+    /// `history_page_bytes`: once a message would pass it, no more are taken.
+    page_bytes: usize,
+    /// Whether a message was left out for the page's size: the answer goes now.
+    full: bool,
 }
 
 impl Gathered {
     /// Follows one queued message: `subscribed` replies set the channels' state, new
-    /// `message`s are kept; presence pushes and everything else are not for long-polling.
+    /// `message`s are kept while the page has room; presence pushes and everything else are
+    /// not for long-polling. A message left out does not move the cursor, nor does any after
+    /// it, so the next poll starts right after the last message of this answer.
     fn take(&mut self, message: Arc<PreparedMessage>) {
         let Some(head) = Head::parse(message.message().as_bytes()) else {
             return;
         };
+        let size = message.message().as_bytes().len() + 1;
+        if head.kind == "message" {
+            let over = !self.messages.is_empty() && self.bytes + size > self.page_bytes;
+            self.full |= over;
+            if self.full {
+                return;
+            }
+        }
         if self.plan.cursor.observe(&head) != Observed::Moved {
             return;
         }
         if head.kind == "message" {
+            self.bytes += size;
             self.messages.push(message);
         } else if let Some(index) = self
             .plan
@@ -156,7 +185,8 @@ impl Gathered {
     /// Whether to answer now: there are messages, or a channel could not be recovered, or
     /// the client asked not to wait and every channel has answered.
     fn ready(&self) -> bool {
-        !self.messages.is_empty()
+        self.full
+            || !self.messages.is_empty()
             || self.recovered.contains(&Some(false))
             || (self.subscribed() && self.plan.timeout.is_zero())
     }
@@ -166,8 +196,21 @@ impl Gathered {
         self.recovered.iter().all(Option::is_some)
     }
 
-    /// The reply JSON. The pushes are copied in as they are: the server never re-encodes.
-    fn reply(&self) -> String {
+    /// The answer's body: its size reserved in the answer budget first (waiting a little
+    /// for room, else `503 unavailable`), then built, owning its permit.
+    async fn answer(&self, state: &AppState) -> Result<bytes::Bytes, ProtocolError> {
+        let (cursor, channels) = self.heads();
+        let size = self.bytes + cursor.len() + channels.len() + REPLY_FIELDS;
+        let permit = state
+            .answers
+            .reserve(size)
+            .await
+            .map_err(|busy| busy.to_protocol())?;
+        Ok(permit.hold(self.reply(&cursor, &channels).into_bytes()))
+    }
+
+    /// The encoded cursor and the `channels` array.
+    fn heads(&self) -> (String, String) {
         let channels: Vec<ChannelState<'_>> = self
             .plan
             .channels
@@ -185,16 +228,17 @@ impl Gathered {
             .collect();
         let cursor = self.plan.cursor.encode();
         let channels = serde_json::to_string(&channels).unwrap_or_else(|_| "[]".into());
-        let size: usize = self
-            .messages
-            .iter()
-            .map(|m| m.message().as_bytes().len() + 1)
-            .sum();
-        let mut out = String::with_capacity(size + cursor.len() + channels.len() + 48);
+        (cursor, channels)
+    }
+
+    /// The reply JSON. The pushes are copied in as they are: the server never re-encodes.
+    fn reply(&self, cursor: &str, channels: &str) -> String {
+        let mut out =
+            String::with_capacity(self.bytes + cursor.len() + channels.len() + REPLY_FIELDS);
         out.push_str("{\"cursor\":\"");
-        out.push_str(&cursor);
+        out.push_str(cursor);
         out.push_str("\",\"channels\":");
-        out.push_str(&channels);
+        out.push_str(channels);
         out.push_str(",\"messages\":[");
         for (i, message) in self.messages.iter().enumerate() {
             if i > 0 {
@@ -209,7 +253,7 @@ impl Gathered {
 
 /// Waits for something to answer with, at most the plan's timeout; answers at once on
 /// shutdown or when the queue is closed.
-async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> String {
+async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> Gathered {
     let deadline = Instant::now() + plan.timeout;
     // A broker across the network may answer a subscription a little later.
     let grace = Instant::now() + SUBSCRIBE_GRACE;
@@ -217,6 +261,9 @@ async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> String {
         recovered: vec![None; plan.channels.len()],
         plan,
         messages: Vec::new(),
+        bytes: 0,
+        page_bytes: state.config.history_page_bytes,
+        full: false,
     };
     let mut batch = Vec::new();
     while !gathered.ready() {
@@ -239,5 +286,5 @@ async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> String {
             () = state.shutdown.cancelled() => break,
         }
     }
-    gathered.reply()
+    gathered
 }

@@ -1,5 +1,6 @@
 //! `POST /rpc`: one channel-protocol command per request, for clients reading over `/sse` or
-//! `/poll`. The same session code runs it as on `/ws`; its reply is the response body.
+//! `/poll`. The same session code runs it as on `/ws`; its reply is the response body, counted
+//! in the [`AnswerBudget`](crate::budget::AnswerBudget) until the client has read it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,8 +8,11 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
 use futures_util::FutureExt as _;
+use ripple::Message;
 
+use crate::budget::{self, AnswerPermit};
 use crate::http::request::{self, Params};
 use crate::metrics::Metrics;
 use crate::protocol::{Command, ProtocolError, codes, parse_request};
@@ -39,7 +43,7 @@ async fn run(
     peer: Option<SocketAddr>,
     body: &[u8],
     id: &mut Option<u64>,
-) -> Result<String, ProtocolError> {
+) -> Result<Bytes, ProtocolError> {
     request::check_origin(state, headers)?;
     let max = state.config.max_message_size;
     if body.len() > max {
@@ -84,11 +88,34 @@ async fn run(
             ));
         }
     }
+    let mut permit = reserve(state, &request.command).await?;
     session.execute(request).await?;
     let mut replies = Vec::new();
     let _ = queue.next_batch(&mut replies).now_or_never();
     let reply = replies
         .first()
         .ok_or_else(|| ProtocolError::new(codes::INTERNAL, "the command produced no reply"))?;
-    Ok(String::from_utf8_lossy(reply.message().as_bytes()).into_owned())
+    let body = match reply.message() {
+        Message::Text(text) => text.clone().into_bytes(),
+        Message::Binary(bytes) => bytes.clone(),
+    };
+    state
+        .answers
+        .fit(&mut permit, body.len())
+        .map_err(|busy| busy.to_protocol())?;
+    Ok(permit.hold(body))
+}
+
+/// Room in the answer budget for the reply to `command`, before it is built: a page of
+/// history for `history`, a short answer otherwise (grown once built, if it must be).
+async fn reserve(state: &AppState, command: &Command) -> Result<AnswerPermit, ProtocolError> {
+    let bound = match command {
+        Command::History { .. } => budget::page_bound(&state.config),
+        _ => budget::SHORT_ANSWER,
+    };
+    state
+        .answers
+        .reserve(bound)
+        .await
+        .map_err(|busy| busy.to_protocol())
 }

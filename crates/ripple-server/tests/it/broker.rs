@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ripple::{Message, PreparedMessage};
 use ripple_server::broker::memory::{MemoryBroker, MemoryOptions};
-use ripple_server::broker::{Broker, Subscribed, Subscriber};
+use ripple_server::broker::{Broker, HistoryQuery, Subscribed, Subscriber};
 use ripple_server::metrics::Metrics;
 use ripple_server::protocol::{ClientInfo, Since};
 use ripple_server::queue::ClientQueue;
@@ -35,6 +35,7 @@ async fn brokers(history_size: usize) -> Vec<Backend> {
         history_ttl: Duration::from_secs(3600),
         presence: true,
         deflate: None,
+        ..MemoryOptions::default()
     };
     let memory = Arc::new(MemoryBroker::new(options, Arc::clone(&metrics)));
     let redis = RedisServer::start().await;
@@ -261,17 +262,53 @@ async fn broker_history_pages_and_unknown_channels() {
         for n in 1..=5 {
             publish(&*broker, "h", n).await;
         }
-        let page = broker.history("h", None, usize::MAX).await.unwrap();
+        let page = broker.history("h", HistoryQuery::after(0)).await.unwrap();
+        let all = page.messages.clone();
         let messages: Vec<Value> = page
             .messages
             .iter()
             .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
             .collect();
         assert_eq!(offsets(&messages), [3, 4, 5], "{name}");
-        assert_eq!(page.offset, 5);
-        let page = broker.history("h", Some(3), 1).await.unwrap();
-        assert_eq!(page.messages.len(), 1);
-        let unknown = broker.history("none", None, 10).await.unwrap();
+        assert_eq!((page.offset, page.more), (5, false));
+        let limited = HistoryQuery {
+            limit: 1,
+            ..HistoryQuery::after(3)
+        };
+        let page = broker.history("h", limited).await.unwrap();
+        assert_eq!((page.messages.len(), page.more), (1, true), "{name}");
+        // Bytes: each message counts its JSON and a comma; the first always goes in.
+        let sizes: Vec<usize> = all
+            .iter()
+            .map(|m| m.message().as_bytes().len() + 1)
+            .collect();
+        for (max_bytes, expected, more) in [
+            (1, vec![3], true),
+            (sizes[0] + sizes[1] - 1, vec![3], true),
+            (sizes[0] + sizes[1], vec![3, 4], true),
+            (sizes.iter().sum(), vec![3, 4, 5], false),
+        ] {
+            let query = HistoryQuery {
+                since: None,
+                limit: usize::MAX,
+                max_bytes,
+            };
+            let page = broker.history("h", query).await.unwrap();
+            let got: Vec<Value> = page
+                .messages
+                .iter()
+                .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+                .collect();
+            assert_eq!(
+                (offsets(&got), page.more),
+                (expected, more),
+                "{name}: {max_bytes}"
+            );
+        }
+        let unknown = broker
+            .history("none", HistoryQuery::after(0))
+            .await
+            .unwrap();
         assert_eq!(
             (
                 unknown.epoch.as_str(),

@@ -275,7 +275,11 @@ async fn publishing_faster_than_publish_rate_is_rate_limited() {
 
 #[tokio::test]
 async fn publish_rate_zero_means_unlimited() {
-    let server = start_default().await;
+    let server = start(Config {
+        publish_rate: 0,
+        ..Config::default()
+    })
+    .await;
     let mut a = anonymous(&server).await;
     for n in 0..200 {
         a.send(json!({"type": "publish", "channel": "c", "data": n}))

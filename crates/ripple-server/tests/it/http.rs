@@ -406,7 +406,7 @@ async fn api_history_pages_with_since_and_limit() {
         .json();
     assert_eq!(
         unknown,
-        json!({"channel": "unknown", "epoch": "", "offset": 0, "messages": []})
+        json!({"channel": "unknown", "epoch": "", "offset": 0, "more": false, "messages": []})
     );
     let bad = api_get(&server, "/api/channels/h/history?since=x").await;
     assert_eq!(bad.status, 400);

@@ -71,6 +71,7 @@ async fn a_polling_loop_gets_every_message_once_in_order_while_others_publish() 
     // History reaches back over every message: the test is about delivery, not loss.
     let server = start(Config {
         history_size: MESSAGES as usize,
+        publish_rate: 0,
         ..Config::default()
     })
     .await;

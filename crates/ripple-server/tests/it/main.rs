@@ -11,6 +11,7 @@ mod deadlines;
 mod endpoints;
 mod errors;
 mod heartbeat;
+mod hostile_data;
 mod http;
 mod jwt;
 mod limits;

@@ -313,6 +313,7 @@ async fn recovery_under_concurrent_publishing_has_no_gap_and_no_duplicate() {
     const TOTAL: u64 = 600;
     let server = start(Config {
         history_size: 10_000,
+        publish_rate: 0,
         ..Config::default()
     })
     .await;

@@ -205,6 +205,8 @@ pub(crate) fn node_config(redis: &RedisServer) -> Config {
         api_key: Some(crate::support::API_KEY.into()),
         presence_ttl_secs: PRESENCE_TTL_SECS,
         history_size: 1000,
+        // The cluster tests publish thousands of messages as fast as they can.
+        publish_rate: 0,
         ..Config::default()
     }
 }

@@ -18,6 +18,7 @@ async fn subscriber_that_never_reads_is_closed_4008_and_nobody_else_slows_down()
     const PUBLISHES_AFTER: u64 = 200;
     let server = start(Config {
         client_queue_bytes: 16 * 1024,
+        publish_rate: 0,
         ..Config::default()
     })
     .await;

@@ -318,6 +318,7 @@ async fn a_reader_that_never_reads_is_cut_off_and_nobody_waits_for_it() {
     let server = start(Config {
         client_queue_bytes: 16 * 1024,
         send_timeout_secs: 2,
+        publish_rate: 0,
         ..Config::default()
     })
     .await;

@@ -35,9 +35,13 @@ pub(crate) struct TestServer {
 
 /// Starts a server with `config` on 127.0.0.1:0.
 pub(crate) async fn start(config: Config) -> TestServer {
+    start_with_state(AppState::new(config)).await
+}
+
+/// Starts a server on `state` (a broker the test holds too) on 127.0.0.1:0.
+pub(crate) async fn start_with_state(state: Arc<AppState>) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(config);
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;

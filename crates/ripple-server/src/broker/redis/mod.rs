@@ -37,8 +37,8 @@ use self::node::{CatchUp, HistoryRead, Registry};
 use self::scripts::Scripts;
 use super::local::{new_epoch, prepare, presence_json};
 use super::{
-    BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, Published, Subscribed,
-    SubscribedReply, Subscriber,
+    BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, HistoryQuery, Published,
+    Subscribed, SubscribedReply, Subscriber,
 };
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, Since};
@@ -125,7 +125,7 @@ impl RedisBroker {
     ) -> Result<Self, BrokerError> {
         let shown = crate::config::redact(&options.url);
         let unreachable = |why: &dyn std::fmt::Display| {
-            BrokerError(format!("cannot connect to Redis at {shown}: {why}"))
+            BrokerError::Unavailable(format!("cannot connect to Redis at {shown}: {why}"))
         };
         let client = redis::Client::open(options.url.as_str()).map_err(|e| unreachable(&e))?;
         let config = ConnectionManagerConfig::new()
@@ -209,11 +209,10 @@ impl Broker for RedisBroker {
     fn history<'a>(
         &'a self,
         channel: &'a str,
-        since: Option<u64>,
-        limit: usize,
+        query: HistoryQuery,
     ) -> BoxFuture<'a, Result<HistoryPage, BrokerError>> {
         Box::pin(async move {
-            let read = self.inner.read_history(channel, since, limit).await?;
+            let read = self.inner.read_history(channel, query).await?;
             Ok(HistoryPage {
                 epoch: read.epoch,
                 offset: read.offset,
@@ -222,6 +221,7 @@ impl Broker for RedisBroker {
                     .into_iter()
                     .map(|(_, json)| prepare(json, None))
                     .collect(),
+                more: read.more,
             })
         })
     }
@@ -371,21 +371,24 @@ impl Inner {
     async fn read_history(
         &self,
         channel: &str,
-        since: Option<u64>,
-        limit: usize,
+        query: HistoryQuery,
     ) -> Result<HistoryRead, BrokerError> {
+        // Lua numbers are doubles: anything past 2^53 is as good as "no limit".
+        let cap = |n: usize| n.min(1 << 53);
         let mut call = self.scripts.history.prepare_invoke();
         call.key(scripts::meta(channel))
             .key(scripts::hist(channel))
-            .arg(since.map(|s| s.to_string()).unwrap_or_default())
-            .arg(limit.min(i64::MAX as usize))
-            .arg(millis(self.options.history_ttl));
-        let (epoch, offset, entries): (String, u64, Vec<(u64, String)>) =
+            .arg(query.since.map(|s| s.to_string()).unwrap_or_default())
+            .arg(cap(query.limit))
+            .arg(millis(self.options.history_ttl))
+            .arg(cap(query.max_bytes));
+        let (epoch, offset, entries, more): (String, u64, Vec<(u64, String)>, u8) =
             self.run("history", &call).await?;
         Ok(HistoryRead {
             epoch,
             offset,
             entries,
+            more: more == 1,
         })
     }
 
@@ -617,11 +620,11 @@ impl Inner {
         };
         match tokio::time::timeout(self.options.timeout, connect).await {
             Ok(Ok(pubsub)) => Ok(pubsub),
-            Ok(Err(err)) => Err(BrokerError(format!(
+            Ok(Err(err)) => Err(BrokerError::Unavailable(format!(
                 "Redis pub/sub at {}: {err}",
                 self.shown
             ))),
-            Err(_) => Err(BrokerError(format!(
+            Err(_) => Err(BrokerError::Unavailable(format!(
                 "Redis pub/sub at {}: no answer within {:?}",
                 self.shown, self.options.timeout
             ))),
@@ -638,7 +641,7 @@ impl Inner {
         let mut backoff = MIN_BACKOFF;
         loop {
             match self
-                .read_history(&job.channel, Some(job.after), usize::MAX)
+                .read_history(&job.channel, HistoryQuery::after(job.after))
                 .await
             {
                 Ok(read) => match self.registry.finish_catch_up(&job.channel, &read) {
@@ -722,7 +725,7 @@ impl Inner {
                 format!("no answer within {:?}", self.options.timeout)
             }
         };
-        Err(BrokerError(format!(
+        Err(BrokerError::Unavailable(format!(
             "Redis at {}: {what} failed: {error}",
             self.shown
         )))

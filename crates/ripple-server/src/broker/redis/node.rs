@@ -57,6 +57,8 @@ pub(super) struct HistoryRead {
     pub(super) epoch: String,
     pub(super) offset: u64,
     pub(super) entries: Vec<(u64, String)>,
+    /// Whether messages after the last entry were left out (the read's limit or byte cap).
+    pub(super) more: bool,
 }
 
 /// A subscription, as the scripts register it: who and where.
@@ -727,6 +729,7 @@ mod tests {
             epoch: "e".into(),
             offset: 5,
             entries: (3..=5).map(|n| (n, format!("msg {n}"))).collect(),
+            more: false,
         };
         assert_eq!(registry.finish_catch_up("c", &read), None);
         assert_eq!(
@@ -751,6 +754,7 @@ mod tests {
             epoch: "e".into(),
             offset: 5,
             entries: vec![(4, "msg 4".into()), (5, "msg 5".into())],
+            more: false,
         };
         registry.finish_catch_up("c", &read);
         assert_eq!(a_queue.closed().await.code, STATE_LOST);

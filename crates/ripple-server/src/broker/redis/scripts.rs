@@ -207,24 +207,30 @@ end
 return 1
 "#;
 
-/// Reads history. KEYS: meta, hist. ARGV: after (offset; '' for all), limit, TTL (ms).
-/// Returns `{epoch or '', offset, {{offset, json}...}}`, oldest first.
+/// Reads a page of history. KEYS: meta, hist. ARGV: after (offset; '' for all), limit, TTL
+/// (ms), most bytes (each entry's JSON length plus one; the first entry always goes in).
+/// Returns `{epoch or '', offset, {{offset, json}...}, more (0 or 1)}`, oldest first.
 const HISTORY: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return {'', 0, {}} end
+if not epoch then return {'', 0, {}, 0} end
 local offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local start = '-'
 if ARGV[1] ~= '' then
   local after = tonumber(ARGV[1])
-  if after >= offset then return {epoch, offset, {}} end
+  if after >= offset then return {epoch, offset, {}, 0} end
   start = (after + 1) .. '-0'
 end
-local out, limit = {}, tonumber(ARGV[2])
+local out, limit, most, bytes, more = {}, tonumber(ARGV[2]), tonumber(ARGV[4]), 0, 0
 for _, e in ipairs(live_entries(KEYS[2], start, now_ms() - tonumber(ARGV[3]))) do
-  if #out >= limit then break end
+  local size = #e[2] + 1
+  if #out >= limit or (#out > 0 and bytes + size > most) then
+    more = 1
+    break
+  end
+  bytes = bytes + size
   out[#out + 1] = e
 end
-return {epoch, offset, out}
+return {epoch, offset, out, more}
 "#;
 
 /// Presence. KEYS: pres. Returns the ClientInfo JSON of every entry of a live node.
