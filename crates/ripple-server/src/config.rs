@@ -67,7 +67,7 @@ pub struct Config {
     /// A request body must arrive in full within this many seconds of its head (default 10).
     pub body_timeout_secs: u64,
     /// `SO_SNDBUF` of every accepted socket, in bytes: the kernel memory a client that stops
-    /// reading can pin (default 256 KiB; the kernel doubles it for bookkeeping). 0 leaves the
+    /// reading can pin (default 64 KiB; the kernel doubles it for bookkeeping). 0 leaves the
     /// kernel's autotuning, which grows to several MiB per socket.
     pub send_buffer_bytes: usize,
 
@@ -117,7 +117,7 @@ impl Default for Config {
             send_timeout_secs: 30,
             header_timeout_secs: 10,
             body_timeout_secs: 10,
-            send_buffer_bytes: 256 * 1024,
+            send_buffer_bytes: 64 * 1024,
             history_page_bytes: 256 * 1024,
             answer_budget_bytes: 64 << 20,
             history_max_bytes: 64 << 20,
