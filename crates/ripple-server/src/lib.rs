@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod queue;
 pub mod rate;
+pub mod replay;
 mod serve;
 pub mod session;
 pub mod state;

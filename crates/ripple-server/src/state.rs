@@ -109,6 +109,14 @@ impl AppState {
         })
     }
 
+    /// Where writers read paced replays from (see [`crate::replay`]).
+    pub fn pacer(&self) -> crate::replay::Pacer<'_> {
+        crate::replay::Pacer {
+            broker: &*self.broker,
+            page_bytes: self.config.history_page_bytes,
+        }
+    }
+
     /// Counts a refused token and logs it, a few lines a second at most (the next line says how
     /// many were held back). `who` names the client: its id, or the endpoint it tried.
     pub fn refused_token(&self, who: &str, err: &AuthError) {

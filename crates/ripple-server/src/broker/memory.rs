@@ -24,6 +24,7 @@ use super::{
 };
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, MessagePush, Since};
+use crate::queue::Replay;
 
 /// History and presence settings.
 #[derive(Clone, Debug)]
@@ -383,8 +384,15 @@ impl Broker for MemoryBroker {
                 recovered: since.is_none() || replay.is_some(),
             };
             subscriber.queue.push(reply(&subscribed));
-            for push in replay.unwrap_or_default() {
-                subscriber.queue.push(push);
+            if let (Some(since), Some(replay)) = (since, replay) {
+                let bytes = replay.iter().map(|m| m.plain_frame().len()).sum();
+                let marker = Replay {
+                    channel: channel.to_owned(),
+                    epoch: ch.epoch.clone(),
+                    after: since.offset,
+                    through: ch.offset,
+                };
+                subscriber.queue.push_recovery(bytes, replay, marker);
             }
             if self.options.presence && subscriber.visible {
                 let compress = ch.subscribers.any_compressed();

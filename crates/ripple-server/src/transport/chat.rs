@@ -83,6 +83,9 @@ pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>) {
         }
         drain_reader(&mut reader, &queue).await;
     };
-    tokio::join!(write_loop(writer, Arc::clone(&queue)), reading);
+    tokio::join!(
+        write_loop(writer, Arc::clone(&queue), state.pacer()),
+        reading
+    );
     state.chat.leave(id);
 }

@@ -274,7 +274,7 @@ async fn collect(state: &AppState, queue: &ClientQueue, plan: Plan) -> Gathered 
         };
         tokio::select! {
             biased;
-            next = queue.next_batch(&mut batch) => {
+            next = crate::replay::next_batch(queue, state.pacer(), &mut batch) => {
                 if next.is_err() {
                     break;
                 }

@@ -17,6 +17,7 @@ use ripple::upgrade::UpgradedIo;
 use ripple::{CloseCode, Reader, Writer};
 
 use crate::queue::{ClientQueue, Disconnect};
+use crate::replay::{self, Pacer};
 
 /// How long a closing client gets to answer our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -26,10 +27,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// queued before the disconnect goes out first (a shutdown's last publications, an `error`
 /// before its close), except for a slow consumer: it is dropped at once, with its close frame
 /// only if the socket takes it without waiting.
-pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>) {
+pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>, pacer: Pacer<'_>) {
     let mut batch = Vec::new();
     let disconnect = loop {
-        if let Err(disconnect) = queue.next_batch(&mut batch).await {
+        if let Err(disconnect) = replay::next_batch(&queue, pacer, &mut batch).await {
             break disconnect;
         }
         let fed = batch

@@ -9,7 +9,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -54,7 +53,7 @@ pub async fn open(state: Arc<AppState>, headers: &HeaderMap, params: &Params) ->
         Arc::clone(&state),
         connected,
     ));
-    let feed = Feed::new(queue, cursor, state.config.sse_heartbeat());
+    let feed = Feed::new(queue, cursor, Arc::clone(&state));
     // `Connection: close`: once the server ends a stream, the connection goes too, rather than
     // idling as a keep-alive connection behind data a stuck client never reads.
     let headers = [
@@ -117,6 +116,8 @@ async fn watch(
 /// The response body's source: the session's queue turned into events.
 struct Feed {
     queue: Arc<ClientQueue>,
+    /// For the heartbeat period, and the history paced replays are read from.
+    state: Arc<AppState>,
     ids: EventIds,
     batch: Vec<Arc<PreparedMessage>>,
     heartbeat: Interval,
@@ -125,11 +126,13 @@ struct Feed {
 }
 
 impl Feed {
-    fn new(queue: Arc<ClientQueue>, cursor: Cursor, heartbeat: Duration) -> Self {
+    fn new(queue: Arc<ClientQueue>, cursor: Cursor, state: Arc<AppState>) -> Self {
+        let heartbeat = state.config.sse_heartbeat();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             queue,
+            state,
             ids: EventIds::new(cursor),
             batch: Vec::new(),
             heartbeat,
@@ -158,7 +161,7 @@ impl Feed {
         }
         tokio::select! {
             biased;
-            next = self.queue.next_batch(&mut self.batch) => match next {
+            next = crate::replay::next_batch(&self.queue, self.state.pacer(), &mut self.batch) => match next {
                 Ok(()) => {
                     for message in self.batch.drain(..) {
                         write_event(&mut out, &mut self.ids, message.message().as_bytes());

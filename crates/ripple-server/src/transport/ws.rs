@@ -22,7 +22,7 @@ pub async fn serve(ws: UpgradedWebSocket, state: Arc<AppState>, token: Option<St
         queue.close(disconnect);
     }
     let (mut reader, writer) = ws.split();
-    let writing = write_loop(writer, Arc::clone(&queue));
+    let writing = write_loop(writer, Arc::clone(&queue), state.pacer());
     let reading = async {
         read_loop(&mut reader, &mut session, &queue, &state).await;
         drain_reader(&mut reader, &queue).await;

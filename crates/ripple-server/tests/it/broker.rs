@@ -171,6 +171,51 @@ async fn broker_subscribe_queues_reply_then_replay_then_live() {
 }
 
 #[tokio::test]
+async fn broker_a_recovery_larger_than_half_the_queue_is_paced_from_history() {
+    for (name, broker, _, _redis) in brokers(20).await {
+        let (epoch, _) = publish(&*broker, "c", 1).await;
+        for n in 2..=10 {
+            publish(&*broker, "c", n).await;
+        }
+        // Nine messages of about 100 bytes behind, a queue of 400: a marker, not the messages.
+        let (sub, queue) = subscriber("a", 400);
+        let since = Since { epoch, offset: 1 };
+        broker
+            .subscribe("c", sub, Some(&since), &reply)
+            .await
+            .unwrap();
+        assert!(
+            queue.queued_bytes() < 200,
+            "{name}: {}",
+            queue.queued_bytes()
+        );
+        publish(&*broker, "c", 11).await;
+        let pacer = ripple_server::replay::Pacer {
+            broker: &*broker,
+            page_bytes: 250,
+        };
+        let mut got = Vec::new();
+        while got.len() < 11 {
+            let mut batch = Vec::new();
+            let next = ripple_server::replay::next_batch(&queue, pacer, &mut batch);
+            tokio::time::timeout(WAIT, next).await.unwrap().unwrap();
+            assert!(
+                batch.len() <= 3,
+                "{name}: a page at a time, not {}",
+                batch.len()
+            );
+            got.extend(
+                batch
+                    .iter()
+                    .map(|m| serde_json::from_slice::<Value>(m.message().as_bytes()).unwrap()),
+            );
+        }
+        assert_eq!(got[0]["type"], "subscribed", "{name}");
+        assert_eq!(offsets(&got[1..]), (2..=11).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn broker_subscribe_reports_unrecoverable_gaps() {
     for (name, broker, _, _redis) in brokers(2).await {
         let (epoch, _) = publish(&*broker, "c", 1).await;

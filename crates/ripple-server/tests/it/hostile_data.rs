@@ -21,11 +21,11 @@ use crate::support::{
 
 /// The attack's channel: 100 messages of 60 KB.
 const BIG: &str = "big";
-const MESSAGES: u64 = 100;
+pub(crate) const MESSAGES: u64 = 100;
 const MESSAGE_BYTES: usize = 60_000;
 
 /// Fills `channel` with [`MESSAGES`] messages of [`MESSAGE_BYTES`] through the API.
-async fn fill(server: &TestServer, channel: &str) -> String {
+pub(crate) async fn fill(server: &TestServer, channel: &str) -> String {
     let data = "x".repeat(MESSAGE_BYTES);
     let mut epoch = String::new();
     for _ in 0..MESSAGES {
@@ -37,7 +37,7 @@ async fn fill(server: &TestServer, channel: &str) -> String {
     epoch
 }
 
-async fn api_post(server: &TestServer, path: &str, body: &str) -> HttpResponse {
+pub(crate) async fn api_post(server: &TestServer, path: &str, body: &str) -> HttpResponse {
     let (name, value) = api_auth();
     let headers = [(name, value.as_str()), ("Content-Type", "application/json")];
     http(server.addr, "POST", path, &headers, body).await

@@ -20,6 +20,7 @@ mod recovery;
 mod redis_cluster;
 mod redis_faults;
 mod redis_support;
+mod replay;
 mod rpc;
 mod shutdown;
 mod slow_consumer;

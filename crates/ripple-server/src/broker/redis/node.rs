@@ -8,7 +8,7 @@
 //! duplicate and skipped (the replay already had it), a newer one reveals a gap (this node missed
 //! messages, its pub/sub connection having dropped) and holds the whole channel while a
 //! catch-up reads the history; a message of another epoch means the channel's state was lost
-//! and the subscriber is disconnected with [`STATE_LOST`] so it subscribes again with `since`.
+//! and the subscriber is disconnected with [`STATE_LOST`](crate::close::STATE_LOST) so it subscribes again with `since`.
 //! Nothing is ever queued twice or out of order, and a gap is never skipped silently. A `join`
 //! or `leave` is queued only if its `seq` comes after the subscriber's (it happened after the
 //! subscription, wherever it happened), and never to the client it is about.
@@ -22,13 +22,14 @@ use tokio::sync::Notify;
 
 use super::wire::Shard;
 use crate::broker::local::{Member, Subscribers, fan_out, lock, prepare};
-use crate::broker::{STATE_LOST, Subscribed, SubscribedReply, Subscriber};
+use crate::broker::{Subscribed, SubscribedReply, Subscriber};
 use crate::metrics::Metrics;
 use crate::protocol::ClientInfo;
 use crate::queue::Disconnect;
+use crate::queue::Replay;
 
 /// Pushes held for one channel during a catch-up; past this the channel's subscribers are
-/// disconnected ([`STATE_LOST`]) instead of holding more.
+/// disconnected ([`STATE_LOST`](crate::close::STATE_LOST)) instead of holding more.
 const HELD_LIMIT: usize = 10_000;
 
 /// This node's subscribers, by channel.
@@ -188,9 +189,16 @@ impl Registry {
                 .deflate
                 .as_ref()
                 .filter(|_| local.subscriber.compressed);
-            for json in replay {
-                queue.push(prepare(json, deflate));
-            }
+            // The script replays every message after `since` through `offset`, none missing.
+            let marker = Replay {
+                channel: channel.to_owned(),
+                epoch: subscribed.epoch.clone(),
+                after: subscribed.offset.saturating_sub(replay.len() as u64),
+                through: subscribed.offset,
+            };
+            let bytes = replay.iter().map(String::len).sum();
+            let messages = replay.into_iter().map(|json| prepare(json, deflate));
+            queue.push_recovery(bytes, messages, marker);
             let position = Position::At {
                 epoch: Arc::from(subscribed.epoch.as_str()),
                 after: subscribed.offset,
@@ -306,7 +314,7 @@ impl Registry {
 
     /// A catch-up's read is back: queues to each subscriber the messages it missed, then what
     /// was held. Subscribers whose gap the history no longer covers (or whose epoch is gone)
-    /// are disconnected with [`STATE_LOST`]. Returns the next catch-up if another is needed.
+    /// are disconnected with [`STATE_LOST`](crate::close::STATE_LOST). Returns the next catch-up if another is needed.
     pub(super) fn finish_catch_up(&self, channel: &str, read: &HistoryRead) -> Option<CatchUp> {
         let next = self
             .existing(channel, |ch| {
@@ -517,7 +525,7 @@ impl Registry {
         })
     }
 
-    /// Disconnects these clients' subscribers with [`STATE_LOST`].
+    /// Disconnects these clients' subscribers with [`STATE_LOST`](crate::close::STATE_LOST).
     fn disconnect(&self, ch: &mut LocalChannel, clients: &[String]) {
         for client in clients {
             if let Some(local) = ch.subscribers.remove(client) {
@@ -525,10 +533,7 @@ impl Registry {
                     client,
                     "the channel's history cannot fill this subscriber's gap: disconnecting"
                 );
-                local.subscriber.queue.close(Disconnect {
-                    code: STATE_LOST,
-                    reason: "channel state lost: subscribe again with since",
-                });
+                local.subscriber.queue.close(Disconnect::state_lost());
             }
         }
     }
@@ -757,10 +762,10 @@ mod tests {
             more: false,
         };
         registry.finish_catch_up("c", &read);
-        assert_eq!(a_queue.closed().await.code, STATE_LOST);
+        assert_eq!(a_queue.closed().await.code, crate::close::STATE_LOST);
         assert_eq!(drained(&b_queue).await, ["reply e 4", "msg 5"]);
         receive(&registry, &message("other", 1));
-        assert_eq!(b_queue.closed().await.code, STATE_LOST);
+        assert_eq!(b_queue.closed().await.code, crate::close::STATE_LOST);
         assert!(!registry.contains("c", "b"));
     }
 
