@@ -17,6 +17,8 @@
 #   channels-py scripts/channels-py.sh       (Python clients: channels and recovery on /ws; SSE,
 #                                            long-polling and /rpc with httpx and curl)
 #   cli         scripts/cli.sh               (ripple connect in tmux, pipe mode against peers)
+#   abuse       scripts/abuse.sh --quick     (hostile clients against a real ripple serve: memory
+#                                            bounds, deadlines, shutdown; a bystander loses nothing)
 #   bench-smoke scripts/bench-compare.sh --quick (Ripple beside peer servers, one short run)
 #   fallback-smoke scripts/bench-fallback.sh --quick (fan-out over /ws, /sse and /poll, one short run)
 # Each step prints a header and its duration; the end is a table of step timings. Exit status:
@@ -118,6 +120,7 @@ step interop bash scripts/interop.sh
 step browser bash scripts/browser.sh
 step channels-py bash scripts/channels-py.sh
 step cli bash scripts/cli.sh
+step abuse bash scripts/abuse.sh --quick
 step bench-smoke bash scripts/bench-compare.sh --quick
 step fallback-smoke bash scripts/bench-fallback.sh --quick
 summary
