@@ -96,28 +96,12 @@ async fn every_accepted_socket_counts_against_max_connections() {
         tcp.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.unwrap();
         idle.push(tcp);
     }
-    crate::support::eventually("five sockets open", async || {
-        server
-            .state
-            .metrics
-            .sockets
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 5
-    })
-    .await;
+    crate::support::sockets_open(&server, 5).await;
     let refused = http_get(server.addr, "/healthz", &[]).await;
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(refused.json()["code"], "unavailable");
     // Their header deadline frees the places.
-    crate::support::eventually("the idle sockets to be closed", async || {
-        server
-            .state
-            .metrics
-            .sockets
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-    })
-    .await;
+    crate::support::sockets_open(&server, 0).await;
     assert_eq!(http_get(server.addr, "/healthz", &[]).await.status, 200);
     assert_eq!(server.metric("ripple_sockets_refused_total").await, 1);
     drop(idle);

@@ -157,13 +157,7 @@ async fn unread(addr: std::net::SocketAddr, request: String) -> (u16, TcpStream)
     let socket = TcpSocket::from_std_stream(socket.into());
     let mut tcp = socket.connect(addr).await.unwrap();
     tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tcp.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = crate::support::read_head(&mut tcp).await;
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, tcp)
 }

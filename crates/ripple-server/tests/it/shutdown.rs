@@ -104,15 +104,7 @@ async fn shutdown_ends_within_its_timeout_with_a_request_head_half_sent() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a")
         .await
         .unwrap();
-    crate::support::eventually("the socket to be accepted", async || {
-        server
-            .state
-            .metrics
-            .sockets
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1
-    })
-    .await;
+    crate::support::sockets_open(&server, 1).await;
     let started = Instant::now();
     server.trigger_shutdown();
     server.stopped(Duration::from_secs(4)).await;

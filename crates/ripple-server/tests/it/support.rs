@@ -447,6 +447,26 @@ fn dechunk(mut body: &str) -> String {
 
 // --- raw WebSocket bytes -----------------------------------------------------------------------
 
+/// Reads an HTTP response head, a byte at a time (nothing past it is consumed).
+pub(crate) async fn read_head(tcp: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Waits until the server holds `count` TCP connections.
+pub(crate) async fn sockets_open(server: &TestServer, count: u64) {
+    let sockets = &server.state.metrics.sockets;
+    eventually(&format!("{count} sockets open"), async || {
+        sockets.load(Ordering::Relaxed) == count
+    })
+    .await;
+}
+
 /// Opens a TCP connection and completes a WebSocket handshake on `path` by hand; returns the
 /// stream right after the 101 (nothing of it has been read past the head).
 pub(crate) async fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
@@ -456,17 +476,8 @@ pub(crate) async fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tcp.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{}", head);
     tcp
 }
 
