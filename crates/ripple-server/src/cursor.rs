@@ -9,7 +9,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::protocol::{Head, ProtocolError, Since, codes, validate_channel};
+use crate::protocol::{ProtocolError, Since, codes, validate_channel};
+use crate::push::{Head, Kind};
 
 /// The longest cursor accepted, in bytes.
 pub const MAX_LEN: usize = 16 * 1024;
@@ -129,20 +130,23 @@ impl Cursor {
     /// A `subscribed` that recovered from this very position keeps it, since the replayed
     /// messages that follow move it on; any other `subscribed` starts at the channel's newest
     /// offset. A `message` moves its channel to its offset.
-    pub fn observe(&mut self, head: &Head<'_>) -> Observed {
-        let (Some(channel), Some(epoch), Some(offset)) = (&head.channel, &head.epoch, head.offset)
+    pub fn observe(&mut self, head: &Head) -> Observed {
+        let (Some(channel), Some(epoch), Some(offset)) =
+            (head.channel.as_deref(), head.epoch.as_deref(), head.offset)
         else {
             return Observed::Other;
         };
-        let current = self.get(channel).filter(|p| p.epoch == **epoch);
-        match &*head.kind {
-            "subscribed" if head.recovered == Some(true) && current.is_some() => Observed::Moved,
-            "subscribed" => {
+        let current = self.get(channel).filter(|p| p.epoch == epoch);
+        match head.kind {
+            Kind::Subscribed if head.recovered == Some(true) && current.is_some() => {
+                Observed::Moved
+            }
+            Kind::Subscribed => {
                 self.set(channel, epoch, offset);
                 Observed::Moved
             }
-            "message" if current.is_some_and(|p| p.offset >= offset) => Observed::Stale,
-            "message" => {
+            Kind::Message if current.is_some_and(|p| p.offset >= offset) => Observed::Stale,
+            Kind::Message => {
                 self.set(channel, epoch, offset);
                 Observed::Moved
             }
@@ -194,20 +198,22 @@ mod tests {
 
     #[test]
     fn follows_subscriptions_and_messages() {
-        let head = |json: &'static str| Head::parse(json.as_bytes()).unwrap();
+        let head = |kind, epoch: &str, offset, recovered| Head {
+            kind,
+            channel: Some("a".into()),
+            epoch: Some(epoch.into()),
+            offset: Some(offset),
+            recovered,
+        };
         let mut cursor = Cursor::default();
         cursor.set("a", "e1", 3);
-        let recovered =
-            head(r#"{"type":"subscribed","channel":"a","epoch":"e1","offset":9,"recovered":true}"#);
+        let recovered = head(Kind::Subscribed, "e1", 9, Some(true));
         assert_eq!(cursor.observe(&recovered), Observed::Moved);
         assert_eq!(cursor.get("a").unwrap().offset, 3, "the replay moves it on");
-        let m4 =
-            head(r#"{"type":"message","channel":"a","offset":4,"epoch":"e1","data":{"x":[1]}}"#);
+        let m4 = head(Kind::Message, "e1", 4, None);
         assert_eq!(cursor.observe(&m4), Observed::Moved);
         assert_eq!(cursor.observe(&m4), Observed::Stale);
-        let lost = head(
-            r#"{"type":"subscribed","channel":"a","epoch":"e2","offset":1,"recovered":false}"#,
-        );
+        let lost = head(Kind::Subscribed, "e2", 1, Some(false));
         assert_eq!(cursor.observe(&lost), Observed::Moved);
         assert_eq!(
             cursor.get("a").unwrap(),
@@ -217,7 +223,10 @@ mod tests {
                 offset: 1
             }
         );
-        let join = head(r#"{"type":"join","channel":"a","client":"c"}"#);
+        let join = Head {
+            kind: Kind::Join,
+            ..Head::default()
+        };
         assert_eq!(cursor.observe(&join), Observed::Other);
     }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod protocol;
+pub mod push;
 pub mod queue;
 pub mod rate;
 pub mod replay;

@@ -410,34 +410,6 @@ pub struct MessagePush<'a> {
     pub ts: i64,
 }
 
-/// The fields of a queued server message that the HTTP transports need: its `type` (the SSE
-/// event name) and, for `subscribed` and `message`, the position it moves the client to.
-#[derive(Debug, Deserialize)]
-pub struct Head<'a> {
-    /// `message`, `subscribed`, `join`, …
-    #[serde(rename = "type", borrow)]
-    pub kind: std::borrow::Cow<'a, str>,
-    /// The channel, when the message has one.
-    #[serde(default, borrow)]
-    pub channel: Option<std::borrow::Cow<'a, str>>,
-    /// The channel's epoch (`subscribed`, `message`).
-    #[serde(default, borrow)]
-    pub epoch: Option<std::borrow::Cow<'a, str>>,
-    /// The offset (`subscribed`, `message`).
-    #[serde(default)]
-    pub offset: Option<u64>,
-    /// `subscribed`: whether the client's position was recovered.
-    #[serde(default)]
-    pub recovered: Option<bool>,
-}
-
-impl<'a> Head<'a> {
-    /// Reads the head of a message this server serialized; `None` for anything else.
-    pub fn parse(json: &'a [u8]) -> Option<Self> {
-        serde_json::from_slice(json).ok()
-    }
-}
-
 /// A `join` or `leave` push.
 #[derive(Serialize)]
 pub struct PresencePush<'a> {

@@ -4,7 +4,7 @@
 //! A publisher never waits for a slow client: when a push would pass the byte limit the queue
 //! drops everything it holds, marks the client as a slow consumer, and wakes the writer, which
 //! disconnects it (close code [`crate::close::SLOW_CONSUMER`]). Messages are `Arc`s of frames
-//! encoded once (`PreparedMessage`), so a broadcast costs one pointer per subscriber.
+//! encoded once for every transport ([`Push`]), so a broadcast costs one pointer per subscriber.
 //!
 //! A recovery too large to queue whole is queued as a [`Replay`] marker instead: the writer
 //! reads it from history a page at a time as the queue drains (see [`crate::replay`]), and
@@ -13,8 +13,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ripple::{CloseCode, PreparedMessage};
+use ripple::CloseCode;
 use tokio::sync::Notify;
+
+use crate::push::Push;
 
 /// Why a client is being disconnected by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +65,7 @@ struct State {
 
 #[derive(Debug)]
 enum Item {
-    Frame(Arc<PreparedMessage>),
+    Push(Arc<Push>),
     Replay(Replay),
 }
 
@@ -104,8 +106,8 @@ impl ClientQueue {
     }
 
     /// Queues a frame for the client without waiting.
-    pub fn push(&self, message: Arc<PreparedMessage>) -> Pushed {
-        let size = message.plain_frame().len();
+    pub fn push(&self, message: Arc<Push>) -> Pushed {
+        let size = message.queued_size();
         let mut state = self.lock();
         if state.disconnect.is_some() {
             return Pushed::Closed;
@@ -116,7 +118,7 @@ impl ClientQueue {
             return Pushed::Overflow;
         }
         state.bytes += size;
-        state.items.push_back(Item::Frame(message));
+        state.items.push_back(Item::Push(message));
         drop(state);
         self.notify.notify_one();
         Pushed::Queued
@@ -128,7 +130,7 @@ impl ClientQueue {
     pub fn push_recovery(
         &self,
         bytes: usize,
-        messages: impl IntoIterator<Item = Arc<PreparedMessage>>,
+        messages: impl IntoIterator<Item = Arc<Push>>,
         replay: Replay,
     ) {
         if bytes > self.limit / 2 {
@@ -189,7 +191,7 @@ impl ClientQueue {
     /// is being disconnected and nothing queued is left. Waits while the queue is empty.
     pub async fn next_batch(
         &self,
-        batch: &mut Vec<Arc<PreparedMessage>>,
+        batch: &mut Vec<Arc<Push>>,
     ) -> Result<Option<Replay>, Disconnect> {
         loop {
             {
@@ -211,13 +213,13 @@ impl ClientQueue {
         }
     }
 
-    fn take_frames(state: &mut State, batch: &mut Vec<Arc<PreparedMessage>>) {
-        while let Some(Item::Frame(_)) = state.items.front() {
-            let Some(Item::Frame(frame)) = state.items.pop_front() else {
-                unreachable!("the front was just seen to be a frame");
+    fn take_frames(state: &mut State, batch: &mut Vec<Arc<Push>>) {
+        while let Some(Item::Push(_)) = state.items.front() {
+            let Some(Item::Push(push)) = state.items.pop_front() else {
+                unreachable!("the front was just seen to be a push");
             };
-            state.bytes -= frame.plain_frame().len();
-            batch.push(frame);
+            state.bytes -= push.queued_size();
+            batch.push(push);
         }
     }
 
@@ -271,12 +273,10 @@ impl ClientQueue {
 
 #[cfg(test)]
 mod tests {
-    use ripple::Message;
-
     use super::*;
 
-    fn frame(len: usize) -> Arc<PreparedMessage> {
-        Arc::new(PreparedMessage::new(Message::from(vec![0u8; len]), None))
+    fn frame(len: usize) -> Arc<Push> {
+        Push::chat("x".repeat(len))
     }
 
     #[tokio::test]

@@ -11,10 +11,8 @@
 
 use std::sync::Arc;
 
-use ripple::PreparedMessage;
-
 use crate::broker::{Broker, HistoryQuery};
-use crate::protocol::Head;
+use crate::push::Push;
 use crate::queue::{ClientQueue, Disconnect, Replay};
 
 /// Where a writer reads replays from.
@@ -31,7 +29,7 @@ pub struct Pacer<'a> {
 pub async fn next_batch(
     queue: &ClientQueue,
     pacer: Pacer<'_>,
-    batch: &mut Vec<Arc<PreparedMessage>>,
+    batch: &mut Vec<Arc<Push>>,
 ) -> Result<(), Disconnect> {
     loop {
         let Some(replay) = queue.next_batch(batch).await? else {
@@ -64,7 +62,7 @@ pub async fn next_batch(
 async fn read_page(
     pacer: Pacer<'_>,
     replay: &Replay,
-) -> Result<(Vec<Arc<PreparedMessage>>, Option<Replay>), String> {
+) -> Result<(Vec<Arc<Push>>, Option<Replay>), String> {
     let query = HistoryQuery {
         since: Some(replay.after),
         limit: usize::try_from(replay.through - replay.after).unwrap_or(usize::MAX),
@@ -81,7 +79,7 @@ async fn read_page(
     let mut frames = Vec::with_capacity(page.messages.len());
     let mut last = replay.after;
     for message in page.messages {
-        let Some(offset) = Head::parse(message.message().as_bytes()).and_then(|h| h.offset) else {
+        let Some(offset) = message.head().offset else {
             return Err("a stored message has no offset".into());
         };
         if offset > replay.through {

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ripple::{Message, PreparedMessage};
 use serde_json::value::RawValue;
 
 use crate::auth::{self, AuthError, Identity};
@@ -15,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     ClientInfo, Command, ProtocolError, Reply, Request, Since, check_depth, codes, parse_request,
 };
+use crate::push::Push;
 use crate::queue::{ClientQueue, Disconnect};
 use crate::rate::TokenBucket;
 use crate::state::AppState;
@@ -425,16 +425,9 @@ impl Session {
         self.queue.push(self.prepare(reply));
     }
 
-    fn prepare(&self, reply: &Reply<'_>) -> Arc<PreparedMessage> {
-        let deflate = if self.compressed {
-            self.state.deflate.as_ref()
-        } else {
-            None
-        };
-        Arc::new(PreparedMessage::new(
-            Message::from(reply.to_json()),
-            deflate,
-        ))
+    fn prepare(&self, reply: &Reply<'_>) -> Arc<Push> {
+        let deflate = self.state.deflate.as_ref().filter(|_| self.compressed);
+        Push::reply(reply, deflate)
     }
 }
 
@@ -496,10 +489,10 @@ impl Drop for Finishing {
 /// The `message` pushes of a history page as raw JSON values, borrowed (not copied). Reading
 /// a raw value checks the JSON without building it, so no nesting depth can make it fail;
 /// a push that is not JSON at all (none is: the server wrote it) is left out.
-pub fn raw_messages(messages: &[Arc<PreparedMessage>]) -> Vec<&RawValue> {
+pub fn raw_messages(messages: &[Arc<Push>]) -> Vec<&RawValue> {
     messages
         .iter()
-        .filter_map(|m| serde_json::from_slice(m.message().as_bytes()).ok())
+        .filter_map(|m| serde_json::from_slice(m.json()).ok())
         .collect()
 }
 

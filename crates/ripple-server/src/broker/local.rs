@@ -4,11 +4,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ripple::{DeflateConfig, Message, PreparedMessage};
+use ripple::DeflateConfig;
 
 use super::Subscriber;
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, PresencePush};
+use crate::push::{Kind, Push};
 use crate::queue::{ClientQueue, Pushed};
 
 /// Something that holds a [`Subscriber`] (the subscriber itself, or a broker's record of it).
@@ -111,10 +112,10 @@ impl<T: Member> Subscribers<T> {
 /// Queues `push` to each of `queues`, counting deliveries, bytes and slow consumers.
 pub(crate) fn fan_out<'q>(
     metrics: &Metrics,
-    push: &Arc<PreparedMessage>,
+    push: &Arc<Push>,
     queues: impl IntoIterator<Item = &'q ClientQueue>,
 ) {
-    let size = push.plain_frame().len() as u64;
+    let size = push.queued_size() as u64;
     let mut delivered = 0;
     for queue in queues {
         match queue.push(Arc::clone(push)) {
@@ -141,9 +142,14 @@ pub(crate) fn presence_json(kind: &'static str, channel: &str, info: &ClientInfo
     .unwrap_or_default()
 }
 
-/// A push encoded once, and compressed once when `deflate` is given.
-pub(crate) fn prepare(json: String, deflate: Option<&DeflateConfig>) -> Arc<PreparedMessage> {
-    Arc::new(PreparedMessage::new(Message::from(json), deflate))
+/// A `join` or `leave` push, compressed once when `deflate` is given.
+pub(crate) fn presence_push(
+    kind: Kind,
+    channel: &str,
+    info: &ClientInfo,
+    deflate: Option<&DeflateConfig>,
+) -> Arc<Push> {
+    Push::presence(kind, presence_json(kind.as_str(), channel, info), deflate)
 }
 
 /// A fresh epoch: random, so a restarted server (or a Redis that lost a channel) never reuses

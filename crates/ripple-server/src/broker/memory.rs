@@ -14,16 +14,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ripple::{DeflateConfig, PreparedMessage};
+use ripple::DeflateConfig;
 use serde_json::value::RawValue;
 
-use super::local::{Subscribers, fan_out, lock, new_epoch, prepare, presence_json};
+use super::local::{Subscribers, fan_out, lock, new_epoch, presence_push};
 use super::{
     BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, HistoryQuery, Published,
     Subscribed, SubscribedReply, Subscriber, take_page,
 };
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, MessagePush, Since};
+use crate::push::{Kind, Push};
 use crate::queue::Replay;
 
 /// History and presence settings.
@@ -121,7 +122,7 @@ struct Stored {
     at: Instant,
     /// What it counts against `history_max_bytes`.
     size: usize,
-    push: Arc<PreparedMessage>,
+    push: Arc<Push>,
 }
 
 impl MemoryBroker {
@@ -292,19 +293,19 @@ impl MemoryBroker {
     }
 
     /// Queues `push` to every subscriber of the channel.
-    fn fan_out(&self, subscribers: &Subscribers<Subscriber>, push: &Arc<PreparedMessage>) {
+    fn fan_out(&self, subscribers: &Subscribers<Subscriber>, push: &Arc<Push>) {
         fan_out(&self.metrics, push, subscribers.iter().map(|s| &*s.queue));
     }
 
     fn presence_push(
         &self,
-        kind: &'static str,
+        kind: Kind,
         channel: &str,
         info: &ClientInfo,
         compress: bool,
-    ) -> Arc<PreparedMessage> {
+    ) -> Arc<Push> {
         let deflate = self.options.deflate.as_ref().filter(|_| compress);
-        prepare(presence_json(kind, channel, info), deflate)
+        presence_push(kind, channel, info, deflate)
     }
 }
 
@@ -349,7 +350,7 @@ impl Channel {
     }
 
     /// Messages after `since`, if the history still holds all of them.
-    fn recover(&self, since: &Since) -> Option<Vec<Arc<PreparedMessage>>> {
+    fn recover(&self, since: &Since) -> Option<Vec<Arc<Push>>> {
         if since.epoch != self.epoch || since.offset > self.offset {
             return None;
         }
@@ -385,7 +386,7 @@ impl Broker for MemoryBroker {
             };
             subscriber.queue.push(reply(&subscribed));
             if let (Some(since), Some(replay)) = (since, replay) {
-                let bytes = replay.iter().map(|m| m.plain_frame().len()).sum();
+                let bytes = replay.iter().map(|m| m.queued_size()).sum();
                 let marker = Replay {
                     channel: channel.to_owned(),
                     epoch: ch.epoch.clone(),
@@ -396,7 +397,7 @@ impl Broker for MemoryBroker {
             }
             if self.options.presence && subscriber.visible {
                 let compress = ch.subscribers.any_compressed();
-                let join = self.presence_push("join", channel, &subscriber.info, compress);
+                let join = self.presence_push(Kind::Join, channel, &subscriber.info, compress);
                 self.fan_out(&ch.subscribers, &join);
             }
             ch.subscribers.insert(subscriber);
@@ -416,7 +417,7 @@ impl Broker for MemoryBroker {
             };
             if self.options.presence && gone.visible && !ch.subscribers.is_empty() {
                 let compress = ch.subscribers.any_compressed();
-                let leave = self.presence_push("leave", channel, &gone.info, compress);
+                let leave = self.presence_push(Kind::Leave, channel, &gone.info, compress);
                 self.fan_out(&ch.subscribers, &leave);
             }
             ch.subscribers.is_empty() && ch.history.is_empty()
@@ -448,7 +449,8 @@ impl Broker for MemoryBroker {
             };
             let json = serde_json::to_string(&push).unwrap_or_default();
             let compress = ch.subscribers.any_compressed();
-            let push = prepare(json, self.options.deflate.as_ref().filter(|_| compress));
+            let deflate = self.options.deflate.as_ref().filter(|_| compress);
+            let push = Push::message(channel, &ch.epoch, ch.offset, json, deflate);
             self.fan_out(&ch.subscribers, &push);
             if self.options.history_size > 0 {
                 let size = stored_size(&push);
@@ -488,7 +490,7 @@ impl Broker for MemoryBroker {
                 .history
                 .iter()
                 .filter(|m| m.offset > after)
-                .map(|m| (&m.push, m.push.message().as_bytes().len()));
+                .map(|m| (&m.push, m.push.json().len()));
             let (messages, more) = take_page(candidates, &query);
             HistoryPage {
                 epoch: ch.epoch.clone(),
@@ -572,9 +574,10 @@ impl Broker for MemoryBroker {
 
 /// What a kept message counts against `history_max_bytes`: its JSON, its encoded frames, and
 /// the bookkeeping around them.
-fn stored_size(push: &PreparedMessage) -> usize {
-    let frames = push.plain_frame().len() + push.deflated_frame().map_or(0, |f| f.len());
-    push.message().as_bytes().len() + frames + STORED_OVERHEAD
+fn stored_size(push: &Push) -> usize {
+    let prepared = push.prepared();
+    let frames = prepared.plain_frame().len() + prepared.deflated_frame().map_or(0, |f| f.len());
+    push.json().len() + frames + STORED_OVERHEAD
 }
 
 /// Gives a map's memory back once it holds less than a quarter of what it has room for.

@@ -11,10 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ripple::PreparedMessage;
 use serde_json::value::RawValue;
 
 use crate::protocol::{ClientInfo, Since};
+use crate::push::Push;
 use crate::queue::ClientQueue;
 
 pub use memory::MemoryBroker;
@@ -89,7 +89,7 @@ pub struct HistoryPage {
     /// The offset of the newest message.
     pub offset: u64,
     /// `message` pushes, oldest first.
-    pub messages: Vec<Arc<PreparedMessage>>,
+    pub messages: Vec<Arc<Push>>,
     /// Whether the channel keeps messages after the last one of the page (left out by the
     /// query's `limit` or `max_bytes`).
     pub more: bool,
@@ -176,7 +176,7 @@ impl BrokerError {
 pub use crate::close::STATE_LOST;
 
 /// The reply to queue before any replayed or live message of a new subscription.
-pub type SubscribedReply<'a> = &'a (dyn Fn(&Subscribed) -> Arc<PreparedMessage> + Send + Sync);
+pub type SubscribedReply<'a> = &'a (dyn Fn(&Subscribed) -> Arc<Push> + Send + Sync);
 
 /// Fan-out, history and presence.
 pub trait Broker: Send + Sync + std::fmt::Debug {

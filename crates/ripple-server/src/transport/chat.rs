@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use ripple::Message;
 use ripple::upgrade::UpgradedWebSocket;
-use ripple::{Message, PreparedMessage};
 
 use super::{client_left, drain_reader, going_away, write_loop};
 use crate::metrics::Metrics;
+use crate::push::Push;
 use crate::queue::{ClientQueue, Pushed};
 use crate::state::AppState;
 
@@ -25,7 +26,7 @@ impl ChatRoom {
     /// Sends `text` to everyone, stamped with the time of day.
     pub fn broadcast(&self, text: &str, metrics: &Metrics) {
         let line = format!("[{}] {text}", chrono::Local::now().format("%H:%M:%S"));
-        let frame = Arc::new(PreparedMessage::new(Message::from(line), None));
+        let frame = Push::chat(line);
         let clients: Vec<_> = self.lock().values().cloned().collect();
         for client in clients {
             match client.push(Arc::clone(&frame)) {

@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use ripple::PreparedMessage;
 use serde::Serialize;
 use tokio::time::{Instant, sleep_until};
 
 use crate::cursor::{Cursor, Observed};
 use crate::http::request::{self, Params};
 use crate::metrics::Metrics;
-use crate::protocol::{Command, Head, ProtocolError, Request, Since, codes};
+use crate::protocol::{Command, ProtocolError, Request, Since, codes};
+use crate::push::{Kind, Push};
 use crate::queue::ClientQueue;
 use crate::session::{Finishing, Session};
 use crate::state::AppState;
@@ -140,7 +140,7 @@ struct ChannelState<'a> {
 struct Gathered {
     plan: Plan,
     recovered: Vec<Option<bool>>,
-    messages: Vec<Arc<PreparedMessage>>,
+    messages: Vec<Arc<Push>>,
     /// The JSON bytes of `messages`, a comma each.
     bytes: usize,
     /// `history_page_bytes`: once a message would pass it, no more are taken.
@@ -154,22 +154,20 @@ impl Gathered {
     /// `message`s are kept while the page has room; presence pushes and everything else are
     /// not for long-polling. A message left out does not move the cursor, nor does any after
     /// it, so the next poll starts right after the last message of this answer.
-    fn take(&mut self, message: Arc<PreparedMessage>) {
-        let Some(head) = Head::parse(message.message().as_bytes()) else {
-            return;
-        };
-        let size = message.message().as_bytes().len() + 1;
-        if head.kind == "message" {
+    fn take(&mut self, message: Arc<Push>) {
+        let head = message.head();
+        let size = message.json().len() + 1;
+        if head.kind == Kind::Message {
             let over = !self.messages.is_empty() && self.bytes + size > self.page_bytes;
             self.full |= over;
             if self.full {
                 return;
             }
         }
-        if self.plan.cursor.observe(&head) != Observed::Moved {
+        if self.plan.cursor.observe(head) != Observed::Moved {
             return;
         }
-        if head.kind == "message" {
+        if head.kind == Kind::Message {
             self.bytes += size;
             self.messages.push(message);
         } else if let Some(index) = self
@@ -244,7 +242,7 @@ impl Gathered {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&String::from_utf8_lossy(message.message().as_bytes()));
+            out.push_str(&String::from_utf8_lossy(message.json()));
         }
         out.push_str("]}");
         out

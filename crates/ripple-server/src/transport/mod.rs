@@ -35,7 +35,7 @@ pub async fn write_loop(mut writer: Writer<UpgradedIo>, queue: Arc<ClientQueue>,
         }
         let fed = batch
             .drain(..)
-            .try_for_each(|message| writer.feed_prepared(&message).map(drop));
+            .try_for_each(|push| writer.feed_prepared(push.prepared()).map(drop));
         if fed.is_err() {
             return;
         }

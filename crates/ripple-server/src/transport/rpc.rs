@@ -95,7 +95,7 @@ async fn run(
     let reply = replies
         .first()
         .ok_or_else(|| ProtocolError::new(codes::INTERNAL, "the command produced no reply"))?;
-    let body = match reply.message() {
+    let body = match reply.prepared().message() {
         Message::Text(text) => text.clone().into_bytes(),
         Message::Binary(bytes) => bytes.clone(),
     };

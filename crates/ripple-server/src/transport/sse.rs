@@ -14,14 +14,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use ripple::PreparedMessage;
 use tokio::time::{Instant, Interval, sleep_until};
 
 use super::{client_left, going_away};
 use crate::cursor::{Cursor, Observed, Position};
 use crate::http::request::{self, Params};
 use crate::metrics::{Connected, Metrics};
-use crate::protocol::{Command, Head, ProtocolError, Request, codes};
+use crate::protocol::{Command, ProtocolError, Request, codes};
+use crate::push::Push;
 use crate::queue::{ClientQueue, Disconnect};
 use crate::session::{Finishing, Session};
 use crate::state::AppState;
@@ -119,7 +119,7 @@ struct Feed {
     /// For the heartbeat period, and the history paced replays are read from.
     state: Arc<AppState>,
     ids: EventIds,
-    batch: Vec<Arc<PreparedMessage>>,
+    batch: Vec<Arc<Push>>,
     heartbeat: Interval,
     started: bool,
     ended: bool,
@@ -164,7 +164,7 @@ impl Feed {
             next = crate::replay::next_batch(&self.queue, self.state.pacer(), &mut self.batch) => match next {
                 Ok(()) => {
                     for message in self.batch.drain(..) {
-                        write_event(&mut out, &mut self.ids, message.message().as_bytes());
+                        write_event(&mut out, &mut self.ids, &message);
                     }
                     self.heartbeat.reset();
                 }
@@ -205,16 +205,14 @@ impl EventIds {
 
 /// One server message as an event: `event:` its type, `id:` the cursor when it moved, `data:`
 /// the JSON (one line: the server's JSON never holds a raw newline).
-fn write_event(out: &mut BytesMut, ids: &mut EventIds, json: &[u8]) {
-    let Some(head) = Head::parse(json) else {
-        return;
-    };
-    let observed = ids.cursor.observe(&head);
+fn write_event(out: &mut BytesMut, ids: &mut EventIds, push: &Push) {
+    let head = push.head();
+    let observed = ids.cursor.observe(head);
     if observed == Observed::Stale {
         return;
     }
     out.put_slice(b"event: ");
-    out.put_slice(head.kind.as_bytes());
+    out.put_slice(head.kind.as_str().as_bytes());
     if observed == Observed::Moved {
         out.put_slice(b"\nid: ");
         ids.text.clear();
@@ -222,7 +220,7 @@ fn write_event(out: &mut BytesMut, ids: &mut EventIds, json: &[u8]) {
         out.put_slice(ids.text.as_bytes());
     }
     out.put_slice(b"\ndata: ");
-    out.put_slice(json);
+    out.put_slice(push.json());
     out.put_slice(b"\n\n");
 }
 
@@ -247,20 +245,26 @@ fn write_close(out: &mut BytesMut, disconnect: &Disconnect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Reply;
+    use crate::push::Kind;
 
     #[test]
     fn events_carry_the_cursor_when_it_moves() {
         let mut out = BytesMut::new();
         let mut cursor = EventIds::new(Cursor::default());
+        let subscribed = Reply::Subscribed {
+            id: None,
+            channel: "room:1",
+            epoch: "9802e4c26d5d40b0",
+            offset: 42,
+            recovered: true,
+        };
+        write_event(&mut out, &mut cursor, &Push::reply(&subscribed, None));
+        let join = r#"{"type":"join","channel":"room:1","client":"c"}"#;
         write_event(
             &mut out,
             &mut cursor,
-            br#"{"type":"subscribed","channel":"room:1","epoch":"9802e4c26d5d40b0","offset":42,"recovered":true}"#,
-        );
-        write_event(
-            &mut out,
-            &mut cursor,
-            br#"{"type":"join","channel":"room:1","client":"c"}"#,
+            &Push::presence(Kind::Join, join.into(), None),
         );
         let text = std::str::from_utf8(&out).unwrap();
         assert_eq!(

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ripple::{Message, PreparedMessage};
 use ripple_server::broker::memory::{MemoryBroker, MemoryOptions};
 use ripple_server::broker::{Broker, HistoryQuery, Subscribed, Subscriber};
 use ripple_server::metrics::Metrics;
-use ripple_server::protocol::{ClientInfo, Since};
+use ripple_server::protocol::{ClientInfo, Reply, Since};
+use ripple_server::push::Push;
 use ripple_server::queue::ClientQueue;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -63,11 +63,17 @@ fn subscriber(client: &str, queue_bytes: usize) -> (Subscriber, Arc<ClientQueue>
     (subscriber, queue)
 }
 
-/// The `subscribed` reply as the session builds it (reduced to what the suite checks).
-fn reply(subscribed: &Subscribed) -> Arc<PreparedMessage> {
-    let json = json!({"type": "subscribed", "epoch": subscribed.epoch, "offset": subscribed.offset,
-        "recovered": subscribed.recovered});
-    Arc::new(PreparedMessage::new(Message::from(json.to_string()), None))
+/// The `subscribed` reply as the session builds it (its channel aside: the suite does not
+/// check it).
+fn reply(subscribed: &Subscribed) -> Arc<Push> {
+    let reply = Reply::Subscribed {
+        id: None,
+        channel: "c",
+        epoch: &subscribed.epoch,
+        offset: subscribed.offset,
+        recovered: subscribed.recovered,
+    };
+    Push::reply(&reply, None)
 }
 
 /// What the queue gets, as JSON, until `done` says it is all there (within [`WAIT`]), and
@@ -98,7 +104,7 @@ async fn next_batch(queue: &ClientQueue) -> Vec<Value> {
     queue.next_batch(&mut batch).await.unwrap();
     batch
         .iter()
-        .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+        .map(|m| serde_json::from_slice(m.json()).unwrap())
         .collect()
 }
 
@@ -207,7 +213,7 @@ async fn broker_a_recovery_larger_than_half_the_queue_is_paced_from_history() {
             got.extend(
                 batch
                     .iter()
-                    .map(|m| serde_json::from_slice::<Value>(m.message().as_bytes()).unwrap()),
+                    .map(|m| serde_json::from_slice::<Value>(m.json()).unwrap()),
             );
         }
         assert_eq!(got[0]["type"], "subscribed", "{name}");
@@ -312,7 +318,7 @@ async fn broker_history_pages_and_unknown_channels() {
         let messages: Vec<Value> = page
             .messages
             .iter()
-            .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+            .map(|m| serde_json::from_slice(m.json()).unwrap())
             .collect();
         assert_eq!(offsets(&messages), [3, 4, 5], "{name}");
         assert_eq!((page.offset, page.more), (5, false));
@@ -323,10 +329,7 @@ async fn broker_history_pages_and_unknown_channels() {
         let page = broker.history("h", limited).await.unwrap();
         assert_eq!((page.messages.len(), page.more), (1, true), "{name}");
         // Bytes: each message counts its JSON and a comma; the first always goes in.
-        let sizes: Vec<usize> = all
-            .iter()
-            .map(|m| m.message().as_bytes().len() + 1)
-            .collect();
+        let sizes: Vec<usize> = all.iter().map(|m| m.json().len() + 1).collect();
         for (max_bytes, expected, more) in [
             (1, vec![3], true),
             (sizes[0] + sizes[1] - 1, vec![3], true),
@@ -342,7 +345,7 @@ async fn broker_history_pages_and_unknown_channels() {
             let got: Vec<Value> = page
                 .messages
                 .iter()
-                .map(|m| serde_json::from_slice(m.message().as_bytes()).unwrap())
+                .map(|m| serde_json::from_slice(m.json()).unwrap())
                 .collect();
             assert_eq!(
                 (offsets(&got), page.more),

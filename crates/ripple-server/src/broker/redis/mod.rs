@@ -35,13 +35,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::node::{CatchUp, HistoryRead, Registry};
 use self::scripts::Scripts;
-use super::local::{new_epoch, prepare, presence_json};
+use super::local::{new_epoch, presence_json};
 use super::{
     BoxFuture, Broker, BrokerError, ChannelSummary, HistoryPage, HistoryQuery, Published,
     Subscribed, SubscribedReply, Subscriber,
 };
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, Since};
+use crate::push::Push;
 
 /// First pause before reconnecting or retrying; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -213,14 +214,16 @@ impl Broker for RedisBroker {
     ) -> BoxFuture<'a, Result<HistoryPage, BrokerError>> {
         Box::pin(async move {
             let read = self.inner.read_history(channel, query).await?;
+            let epoch = read.epoch;
+            let messages = read
+                .entries
+                .into_iter()
+                .map(|(offset, json)| Push::message(channel, &epoch, offset, json, None))
+                .collect();
             Ok(HistoryPage {
-                epoch: read.epoch,
+                epoch,
                 offset: read.offset,
-                messages: read
-                    .entries
-                    .into_iter()
-                    .map(|(_, json)| prepare(json, None))
-                    .collect(),
+                messages,
                 more: read.more,
             })
         })

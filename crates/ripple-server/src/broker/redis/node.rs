@@ -17,14 +17,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ripple::{DeflateConfig, PreparedMessage};
+use ripple::DeflateConfig;
 use tokio::sync::Notify;
 
 use super::wire::Shard;
-use crate::broker::local::{Member, Subscribers, fan_out, lock, prepare};
+use crate::broker::local::{Member, Subscribers, fan_out, lock};
 use crate::broker::{Subscribed, SubscribedReply, Subscriber};
 use crate::metrics::Metrics;
 use crate::protocol::ClientInfo;
+use crate::push::{Kind, Push};
 use crate::queue::Disconnect;
 use crate::queue::Replay;
 
@@ -113,13 +114,13 @@ enum Incoming {
         offset: u64,
         /// 0 for a message read from history (it does not move the presence position).
         seq: u64,
-        push: Arc<PreparedMessage>,
+        push: Arc<Push>,
     },
     Presence {
         epoch: Arc<str>,
         seq: u64,
         client: Arc<str>,
-        push: Arc<PreparedMessage>,
+        push: Arc<Push>,
     },
 }
 
@@ -197,7 +198,10 @@ impl Registry {
                 through: subscribed.offset,
             };
             let bytes = replay.iter().map(String::len).sum();
-            let messages = replay.into_iter().map(|json| prepare(json, deflate));
+            let first = marker.after + 1;
+            let messages = (first..).zip(replay).map(|(offset, json)| {
+                Push::message(channel, &subscribed.epoch, offset, json, deflate)
+            });
             queue.push_recovery(bytes, messages, marker);
             let position = Position::At {
                 epoch: Arc::from(subscribed.epoch.as_str()),
@@ -273,7 +277,7 @@ impl Registry {
                     epoch: Arc::from(epoch),
                     offset,
                     seq,
-                    push: prepare(json.to_owned(), deflate),
+                    push: Push::message(channel, epoch, offset, json.to_owned(), deflate),
                 },
                 Shard::Presence {
                     epoch,
@@ -285,7 +289,7 @@ impl Registry {
                     epoch: Arc::from(epoch),
                     seq,
                     client: Arc::from(client),
-                    push: prepare(json.to_owned(), deflate),
+                    push: Push::presence(presence_kind(json), json.to_owned(), deflate),
                 },
             };
             self.offer(ch, channel, incoming)
@@ -327,7 +331,7 @@ impl Registry {
                         epoch: Arc::clone(&epoch),
                         offset: *offset,
                         seq: 0,
-                        push: prepare(json.clone(), deflate),
+                        push: Push::message(channel, &read.epoch, *offset, json.clone(), deflate),
                     };
                     self.replay(ch, &incoming);
                 }
@@ -630,10 +634,19 @@ impl Local {
 }
 
 impl Incoming {
-    fn push(&self) -> &Arc<PreparedMessage> {
+    fn push(&self) -> &Arc<Push> {
         match self {
             Self::Message { push, .. } | Self::Presence { push, .. } => push,
         }
+    }
+}
+
+/// Whether a presence push is a `join` or a `leave`: `presence_json` writes its `type` first.
+fn presence_kind(json: &str) -> Kind {
+    if json.starts_with(r#"{"type":"leave""#) {
+        Kind::Leave
+    } else {
+        Kind::Join
     }
 }
 
@@ -660,8 +673,8 @@ mod tests {
         (subscriber, queue)
     }
 
-    fn reply(s: &Subscribed) -> Arc<PreparedMessage> {
-        prepare(format!("reply {} {}", s.epoch, s.offset), None)
+    fn reply(s: &Subscribed) -> Arc<Push> {
+        Push::chat(format!("reply {} {}", s.epoch, s.offset))
     }
 
     fn subscribed(epoch: &str, offset: u64) -> Subscribed {
@@ -688,7 +701,7 @@ mod tests {
         queue.next_batch(&mut batch).await.unwrap();
         batch
             .iter()
-            .map(|m| String::from_utf8_lossy(m.message().as_bytes()).into_owned())
+            .map(|m| String::from_utf8_lossy(m.json()).into_owned())
             .collect()
     }
 
