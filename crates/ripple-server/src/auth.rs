@@ -78,14 +78,6 @@ impl AuthError {
             Self::Invalid(_) => ProtocolError::new(codes::INVALID_TOKEN, self.to_string()),
         }
     }
-
-    /// The close code the connection ends with (docs/protocol.md).
-    pub fn close_code(&self) -> ripple::CloseCode {
-        match self {
-            Self::Expired => crate::close::TOKEN_EXPIRED,
-            Self::Invalid(_) => crate::close::INVALID_TOKEN,
-        }
-    }
 }
 
 /// Checks a token's signature (HS256 only) and expiry.

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod close;
 pub mod config;
 pub mod cursor;
+pub mod error_code;
 pub mod gate;
 pub mod http;
 pub mod listener;

@@ -5,6 +5,7 @@
 //! precise error (`missing_field: channel`) instead of serde's generic message. `data` stays raw
 //! JSON end to end: the server never re-serializes what a client published.
 
+pub use crate::error_code::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -59,15 +60,15 @@ pub struct Request {
 /// people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtocolError {
-    /// Stable machine-readable code (see [`codes`]).
-    pub code: &'static str,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
 }
 
 impl ProtocolError {
     /// An error with a code and a message.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -75,48 +76,50 @@ impl ProtocolError {
     }
 }
 
-/// Stable error codes carried by `error` replies.
+/// The error codes by their wire names' constants (see [`ErrorCode`]).
 pub mod codes {
+    use super::ErrorCode;
+
     /// Not JSON, or not a JSON object.
-    pub const BAD_REQUEST: &str = "bad_request";
+    pub const BAD_REQUEST: ErrorCode = ErrorCode::BadRequest;
     /// `type` is missing or unknown.
-    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    pub const UNKNOWN_TYPE: ErrorCode = ErrorCode::UnknownType;
     /// A required field is missing or has the wrong type.
-    pub const INVALID_FIELD: &str = "invalid_field";
+    pub const INVALID_FIELD: ErrorCode = ErrorCode::InvalidField;
     /// The command needs authentication first.
-    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const UNAUTHORIZED: ErrorCode = ErrorCode::Unauthorized;
     /// The token is not valid (signature, format, claims).
-    pub const INVALID_TOKEN: &str = "invalid_token";
+    pub const INVALID_TOKEN: ErrorCode = ErrorCode::InvalidToken;
     /// The token has expired.
-    pub const TOKEN_EXPIRED: &str = "token_expired";
+    pub const TOKEN_EXPIRED: ErrorCode = ErrorCode::TokenExpired;
     /// The token does not allow this channel.
-    pub const FORBIDDEN: &str = "forbidden";
+    pub const FORBIDDEN: ErrorCode = ErrorCode::Forbidden;
     /// The channel name is empty, too long or has forbidden characters.
-    pub const INVALID_CHANNEL: &str = "invalid_channel";
+    pub const INVALID_CHANNEL: ErrorCode = ErrorCode::InvalidChannel;
     /// Already subscribed to the channel.
-    pub const ALREADY_SUBSCRIBED: &str = "already_subscribed";
+    pub const ALREADY_SUBSCRIBED: ErrorCode = ErrorCode::AlreadySubscribed;
     /// Not subscribed to the channel.
-    pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    pub const NOT_SUBSCRIBED: ErrorCode = ErrorCode::NotSubscribed;
     /// The connection has the most subscriptions allowed.
-    pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
+    pub const TOO_MANY_SUBSCRIPTIONS: ErrorCode = ErrorCode::TooManySubscriptions;
     /// Publishing faster than the configured rate.
-    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const RATE_LIMITED: ErrorCode = ErrorCode::RateLimited;
     /// The published data is larger than allowed.
-    pub const TOO_LARGE: &str = "too_large";
+    pub const TOO_LARGE: ErrorCode = ErrorCode::TooLarge;
     /// The published data nests arrays and objects deeper than `max_json_depth`.
-    pub const TOO_DEEP: &str = "too_deep";
+    pub const TOO_DEEP: ErrorCode = ErrorCode::TooDeep;
     /// The server keeps `max_channels` channels: no new one can be created now.
-    pub const TOO_MANY_CHANNELS: &str = "too_many_channels";
+    pub const TOO_MANY_CHANNELS: ErrorCode = ErrorCode::TooManyChannels;
     /// Already authenticated.
-    pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
+    pub const ALREADY_AUTHENTICATED: ErrorCode = ErrorCode::AlreadyAuthenticated;
     /// The server failed (broker unavailable, …).
-    pub const INTERNAL: &str = "internal";
+    pub const INTERNAL: ErrorCode = ErrorCode::Internal;
     /// HTTP transports: the cursor (or `Last-Event-ID`, or `since`) cannot be read.
-    pub const INVALID_CURSOR: &str = "invalid_cursor";
+    pub const INVALID_CURSOR: ErrorCode = ErrorCode::InvalidCursor;
     /// HTTP transports: the server is at `max_connections`.
-    pub const UNAVAILABLE: &str = "unavailable";
+    pub const UNAVAILABLE: ErrorCode = ErrorCode::Unavailable;
     /// HTTP transports: the request's `Origin` is not in `allowed_origins`.
-    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    pub const ORIGIN_NOT_ALLOWED: ErrorCode = ErrorCode::OriginNotAllowed;
 }
 
 /// The most characters in a channel name.
@@ -371,7 +374,7 @@ pub enum Reply<'a> {
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
-        code: &'a str,
+        code: ErrorCode,
         message: &'a str,
     },
 }

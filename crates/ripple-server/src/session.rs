@@ -232,17 +232,25 @@ impl Session {
         Ok(())
     }
 
-    /// A bad token ends the connection: an `error` reply, then a close with the code for it.
+    /// A bad token ends the connection: an `error` reply, then the close its code calls for.
     fn refuse(&self, id: Option<u64>, err: &AuthError) -> Flow {
-        self.error(id, &err.to_protocol());
-        let reason = match err {
-            AuthError::Expired => "token expired",
-            AuthError::Invalid(_) => "invalid token",
-        };
-        Flow::Close(Disconnect {
-            code: err.close_code(),
-            reason,
-        })
+        self.end_with(id, &err.to_protocol())
+    }
+
+    /// The token expired while connected: an `error` reply, then the close for it. The one
+    /// place every transport's expiry timer ends up.
+    pub fn token_expired(&self) -> Disconnect {
+        let err = ProtocolError::new(codes::TOKEN_EXPIRED, "the token expired");
+        match self.end_with(None, &err) {
+            Flow::Close(disconnect) => disconnect,
+            Flow::Continue => unreachable!("token_expired is a code that closes"),
+        }
+    }
+
+    /// Reports `err`; closes the connection when its code is one that does.
+    fn end_with(&self, id: Option<u64>, err: &ProtocolError) -> Flow {
+        self.error(id, err);
+        err.code.disconnect().map_or(Flow::Continue, Flow::Close)
     }
 
     fn authenticated_reply(&self, id: Option<u64>) -> Reply<'_> {

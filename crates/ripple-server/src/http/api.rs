@@ -103,18 +103,16 @@ pub async fn publish(
     }
     let max = state.config.max_message_size;
     if body.data.get().len() > max {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        return refuse(&ProtocolError::new(
             codes::TOO_LARGE,
-            &format!("data is larger than max_message_size ({max} bytes)"),
-        );
+            format!("data is larger than max_message_size ({max} bytes)"),
+        ));
     }
     if let Err(err) = check_depth(&body.data, state.config.max_json_depth) {
         return refuse(&err);
     }
     let Some(_pass) = state.publishing.enter() else {
-        let err = crate::session::shutting_down();
-        return error(StatusCode::SERVICE_UNAVAILABLE, err.code, &err.message);
+        return refuse(&crate::session::shutting_down());
     };
     match state.broker.publish(&body.channel, &body.data, None).await {
         Ok(published) => Json(PublishedAnswer {
@@ -233,7 +231,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A protocol error as an API error, with the status the HTTP transports give its code.
 fn refuse(err: &ProtocolError) -> Response {
-    error(request::status(err.code), err.code, &err.message)
+    error(request::status(err.code), err.code.as_str(), &err.message)
 }
 
 /// The broker could not do it: `503 internal`, or `503 too_many_channels`.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::bearer;
 use crate::cursor::Cursor;
 use crate::metrics::{Connected, Rejection};
-use crate::protocol::{ProtocolError, Reply, Since, codes, validate_channel};
+use crate::protocol::{ErrorCode, ProtocolError, Reply, Since, codes, validate_channel};
 use crate::state::AppState;
 
 /// The query parameters of `/sse` and `/poll`, in order (`channel` repeats).
@@ -92,20 +92,9 @@ impl Params {
     }
 }
 
-/// The HTTP status for an error code.
-pub fn status(code: &str) -> StatusCode {
-    match code {
-        codes::UNAUTHORIZED | codes::INVALID_TOKEN | codes::TOKEN_EXPIRED => {
-            StatusCode::UNAUTHORIZED
-        }
-        codes::FORBIDDEN | codes::ORIGIN_NOT_ALLOWED => StatusCode::FORBIDDEN,
-        codes::TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
-        codes::UNAVAILABLE | codes::INTERNAL | codes::TOO_MANY_CHANNELS => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => StatusCode::BAD_REQUEST,
-    }
+/// The HTTP status for an error code (the mapping is [`ErrorCode::http_status`]).
+pub fn status(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The refusal of a request: its status and the `error` object (with the command's `id`).

@@ -20,7 +20,7 @@ use super::{client_left, going_away};
 use crate::cursor::{Cursor, Observed, Position};
 use crate::http::request::{self, Params};
 use crate::metrics::{Connected, Metrics};
-use crate::protocol::{Command, ProtocolError, Request, codes};
+use crate::protocol::{Command, ProtocolError, Request};
 use crate::push::Push;
 use crate::queue::{ClientQueue, Disconnect};
 use crate::session::{Finishing, Session};
@@ -105,8 +105,7 @@ async fn watch(
         _ = queue.closed() => {}
         () = state.shutdown.cancelled() => queue.close(going_away()),
         () = sleep_until(expiry), if lifetime.is_some() => {
-            session.handle_error(&ProtocolError::new(codes::TOKEN_EXPIRED, "the token expired"));
-            queue.close(Disconnect { code: crate::close::TOKEN_EXPIRED, reason: "token expired" });
+            queue.close(session.token_expired());
         }
     }
     session.finish().await;

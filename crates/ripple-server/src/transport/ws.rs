@@ -52,11 +52,7 @@ async fn read_loop(
             () = sleep_until(auth_deadline), if waiting_for_auth => {
                 Flow::Close(Disconnect { code: crate::close::AUTH_TIMEOUT, reason: "no auth message in time" })
             }
-            () = sleep_until(expiry), if lifetime.is_some() => {
-                let err = ProtocolError::new(codes::TOKEN_EXPIRED, "the token expired");
-                session.handle_error(&err);
-                Flow::Close(Disconnect { code: crate::close::TOKEN_EXPIRED, reason: "token expired" })
-            }
+            () = sleep_until(expiry), if lifetime.is_some() => Flow::Close(session.token_expired()),
             received = reader.recv() => match received {
                 Ok(Some(Message::Text(text))) => session.handle_text(&text).await,
                 Ok(Some(Message::Binary(_))) => {
