@@ -1,6 +1,6 @@
-//! One client's state machine, whatever carries it: commands in, replies and pushes out through
-//! the client's queue. It knows nothing of frames or sockets; transports feed it text and drain
-//! the queue.
+//! One client's state machine, whatever carries it: commands in, replies out to the transport,
+//! pushes out through the client's queue. It knows nothing of frames or sockets; transports
+//! feed it commands, send what `execute` answers, and drain the queue.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,13 +28,24 @@ pub enum Flow {
     Close(Disconnect),
 }
 
+/// What a command answered.
+#[derive(Debug)]
+pub enum Answered {
+    /// Its reply, for the transport to send.
+    Reply(Arc<Push>),
+    /// Its reply is in the client's queue already, in order with what follows it (a
+    /// subscription's `subscribed` before its replay and live messages).
+    Queued,
+}
+
 /// A connected client.
 #[derive(Debug)]
 pub struct Session {
     client: String,
     identity: Option<Identity>,
     subscriptions: HashSet<String>,
-    queue: Arc<ClientQueue>,
+    /// Where pushes go; `None` for a request that cannot subscribe (`/rpc`).
+    queue: Option<Arc<ClientQueue>>,
     state: Arc<AppState>,
     compressed: bool,
     rate: Option<TokenBucket>,
@@ -45,6 +56,16 @@ impl Session {
     /// A session whose output goes to `queue`; `compressed` says whether the transport
     /// negotiated permessage-deflate.
     pub fn new(state: Arc<AppState>, queue: Arc<ClientQueue>, compressed: bool) -> Self {
+        Self::with_queue(state, Some(queue), compressed)
+    }
+
+    /// A session for one request that cannot subscribe (`/rpc`): it has no queue, and
+    /// [`Session::execute`] answers every command it runs.
+    pub fn request(state: Arc<AppState>) -> Self {
+        Self::with_queue(state, None, false).hidden()
+    }
+
+    fn with_queue(state: Arc<AppState>, queue: Option<Arc<ClientQueue>>, compressed: bool) -> Self {
         let rate =
             (state.config.publish_rate > 0).then(|| TokenBucket::new(state.config.publish_rate));
         Self {
@@ -115,38 +136,48 @@ impl Session {
         if let Command::Auth { token } = command {
             return self.auth_command(id, &token);
         }
-        if let Err(err) = self.execute(Request { id, command }).await {
-            self.error(id, &err);
+        match self.execute(Request { id, command }).await {
+            Ok(Answered::Reply(reply)) => self.send(reply),
+            Ok(Answered::Queued) => {}
+            Err(err) => self.error(id, &err),
         }
         Flow::Continue
     }
 
-    /// Runs one command: its reply is queued on success; the error is returned (for the HTTP
-    /// transports to answer with a status) and nothing is queued.
-    pub async fn execute(&mut self, Request { id, command }: Request) -> Result<(), ProtocolError> {
-        match command {
-            Command::Ping => {
-                self.reply(&Reply::Pong { id });
-                Ok(())
+    /// Runs one command and answers it; the error is returned (for `/ws` to send as an `error`
+    /// reply, for the HTTP transports to answer with a status) and nothing is queued.
+    pub async fn execute(
+        &mut self,
+        Request { id, command }: Request,
+    ) -> Result<Answered, ProtocolError> {
+        let reply = match command {
+            Command::Ping => self.prepare(&Reply::Pong { id }),
+            Command::Auth { .. } => {
+                return Err(ProtocolError::new(
+                    codes::BAD_REQUEST,
+                    "auth is a /ws command: over HTTP the token comes with each request",
+                ));
             }
-            Command::Auth { .. } => Err(ProtocolError::new(
-                codes::BAD_REQUEST,
-                "auth is a /ws command: over HTTP the token comes with each request",
-            )),
-            _ if self.identity.is_none() => Err(ProtocolError::new(
-                codes::UNAUTHORIZED,
-                "authenticate first: send {\"type\":\"auth\",\"token\":…}",
-            )),
-            Command::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
-            Command::Unsubscribe { channel } => self.unsubscribe(id, &channel).await,
-            Command::Publish { channel, data } => self.publish(id, &channel, &data).await,
-            Command::Presence { channel } => self.presence(id, &channel).await,
+            _ if self.identity.is_none() => {
+                return Err(ProtocolError::new(
+                    codes::UNAUTHORIZED,
+                    "authenticate first: send {\"type\":\"auth\",\"token\":…}",
+                ));
+            }
+            Command::Subscribe { channel, since } => {
+                self.subscribe(id, channel, since).await?;
+                return Ok(Answered::Queued);
+            }
+            Command::Unsubscribe { channel } => self.unsubscribe(id, &channel).await?,
+            Command::Publish { channel, data } => self.publish(id, &channel, &data).await?,
+            Command::Presence { channel } => self.presence(id, &channel).await?,
             Command::History {
                 channel,
                 since,
                 limit,
-            } => self.history(id, &channel, since, limit).await,
-        }
+            } => self.history(id, &channel, since, limit).await?,
+        };
+        Ok(Answered::Reply(reply))
     }
 
     /// Authenticates an HTTP request (`/sse`, `/poll`, `/rpc`) with its token: anonymous
@@ -292,12 +323,18 @@ impl Session {
                 format!("at most {max} subscriptions"),
             ));
         }
+        let Some(queue) = &self.queue else {
+            return Err(ProtocolError::new(
+                codes::BAD_REQUEST,
+                "subscriptions need a stream: /ws, /sse or /poll",
+            ));
+        };
         let subscriber = Subscriber {
             info: ClientInfo {
                 client: self.client.clone(),
                 user: self.user().map(str::to_owned),
             },
-            queue: Arc::clone(&self.queue),
+            queue: Arc::clone(queue),
             compressed: self.compressed,
             visible: self.visible,
         };
@@ -320,7 +357,11 @@ impl Session {
         Ok(())
     }
 
-    async fn unsubscribe(&mut self, id: Option<u64>, channel: &str) -> Result<(), ProtocolError> {
+    async fn unsubscribe(
+        &mut self,
+        id: Option<u64>,
+        channel: &str,
+    ) -> Result<Arc<Push>, ProtocolError> {
         if !self.subscriptions.remove(channel) {
             return Err(ProtocolError::new(
                 codes::NOT_SUBSCRIBED,
@@ -332,8 +373,7 @@ impl Session {
             .unsubscribe(channel, &self.client)
             .await
             .map_err(|err| err.to_protocol())?;
-        self.reply(&Reply::Unsubscribed { id, channel });
-        Ok(())
+        Ok(self.prepare(&Reply::Unsubscribed { id, channel }))
     }
 
     async fn publish(
@@ -341,7 +381,7 @@ impl Session {
         id: Option<u64>,
         channel: &str,
         data: &RawValue,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<Arc<Push>, ProtocolError> {
         self.check_channel(channel)?;
         check_depth(data, self.state.config.max_json_depth)?;
         if let Some(rate) = &mut self.rate
@@ -363,16 +403,19 @@ impl Session {
             .publish(channel, data, from)
             .await
             .map_err(|err| err.to_protocol())?;
-        self.reply(&Reply::Published {
+        Ok(self.prepare(&Reply::Published {
             id,
             channel,
             epoch: &published.epoch,
             offset: published.offset,
-        });
-        Ok(())
+        }))
     }
 
-    async fn presence(&mut self, id: Option<u64>, channel: &str) -> Result<(), ProtocolError> {
+    async fn presence(
+        &mut self,
+        id: Option<u64>,
+        channel: &str,
+    ) -> Result<Arc<Push>, ProtocolError> {
         self.check_channel(channel)?;
         let clients = self
             .state
@@ -380,12 +423,11 @@ impl Session {
             .presence(channel)
             .await
             .map_err(|err| err.to_protocol())?;
-        self.reply(&Reply::Presence {
+        Ok(self.prepare(&Reply::Presence {
             id,
             channel,
             clients: &clients,
-        });
-        Ok(())
+        }))
     }
 
     /// A page of history: at most `limit` (and `history_size`) messages and about
@@ -396,7 +438,7 @@ impl Session {
         channel: &str,
         since: Option<u64>,
         limit: Option<usize>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<Arc<Push>, ProtocolError> {
         self.check_channel(channel)?;
         let config = &self.state.config;
         let query = HistoryQuery {
@@ -410,15 +452,14 @@ impl Session {
             .history(channel, query)
             .await
             .map_err(|err| err.to_protocol())?;
-        self.reply(&Reply::History {
+        Ok(self.prepare(&Reply::History {
             id,
             channel,
             epoch: &page.epoch,
             offset: page.offset,
             more: page.more,
             messages: raw_messages(&page.messages),
-        });
-        Ok(())
+        }))
     }
 
     fn error(&self, id: Option<u64>, err: &ProtocolError) {
@@ -430,7 +471,14 @@ impl Session {
     }
 
     fn reply(&self, reply: &Reply<'_>) {
-        self.queue.push(self.prepare(reply));
+        self.send(self.prepare(reply));
+    }
+
+    /// Queues `push` for the client (a session without a queue has no one to send it to).
+    fn send(&self, push: Arc<Push>) {
+        if let Some(queue) = &self.queue {
+            queue.push(push);
+        }
     }
 
     fn prepare(&self, reply: &Reply<'_>) -> Arc<Push> {

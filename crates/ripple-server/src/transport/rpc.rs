@@ -9,15 +9,13 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::FutureExt as _;
 use ripple::Message;
 
 use crate::budget::{self, AnswerPermit};
 use crate::http::request::{self, Params};
 use crate::metrics::Metrics;
 use crate::protocol::{Command, ProtocolError, codes, parse_request};
-use crate::queue::ClientQueue;
-use crate::session::Session;
+use crate::session::{Answered, Session};
 use crate::state::AppState;
 
 /// Runs the command in `body`; `peer` keys the publish rate in anonymous mode.
@@ -71,8 +69,7 @@ async fn run(
              send the token with each request",
         ));
     }
-    let queue = ClientQueue::new(usize::MAX);
-    let mut session = Session::new(Arc::clone(state), Arc::clone(&queue), false).hidden();
+    let mut session = Session::request(Arc::clone(state));
     session.authorize(params.token(headers))?;
     if matches!(request.command, Command::Publish { .. }) {
         let key = match (session.user(), peer) {
@@ -89,12 +86,14 @@ async fn run(
         }
     }
     let mut permit = reserve(state, &request.command).await?;
-    session.execute(request).await?;
-    let mut replies = Vec::new();
-    let _ = queue.next_batch(&mut replies).now_or_never();
-    let reply = replies
-        .first()
-        .ok_or_else(|| ProtocolError::new(codes::INTERNAL, "the command produced no reply"))?;
+    // Every command /rpc runs answers with a reply: subscribe, the one that queues, is refused
+    // above.
+    let Answered::Reply(reply) = session.execute(request).await? else {
+        return Err(ProtocolError::new(
+            codes::INTERNAL,
+            "the command produced no reply",
+        ));
+    };
     let body = match reply.prepared().message() {
         Message::Text(text) => text.clone().into_bytes(),
         Message::Binary(bytes) => bytes.clone(),
