@@ -564,3 +564,6 @@ pub fn shutting_down() -> ProtocolError {
 fn new_client_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
+
+#[cfg(test)]
+mod tests;
