@@ -427,32 +427,30 @@ impl Connection {
 
     /// Parses the next complete frame, unmasked. `Ok(None)` when more input is needed.
     fn next_frame(&mut self) -> Result<Option<(FrameHeader, BytesMut)>, ProtocolError> {
-        if self.frame.is_none() {
-            let Some((header, header_len)) = FrameHeader::parse(&self.read)? else {
-                return Ok(None);
-            };
-            self.check_header(&header)?;
-            self.frame = Some(FrameInProgress {
-                header,
-                header_len,
-                checked: 0,
-            });
-        }
-        let Some(frame) = &self.frame else {
-            return Ok(None);
+        let mut frame = match self.frame.take() {
+            Some(frame) => frame,
+            None => {
+                let Some((header, header_len)) = FrameHeader::parse(&self.read)? else {
+                    return Ok(None);
+                };
+                self.check_header(&header)?;
+                FrameInProgress {
+                    header,
+                    header_len,
+                    checked: 0,
+                }
+            }
         };
         let (header_len, payload_len) = (frame.header_len, frame.header.payload_len);
         let available = (self.read.len() - header_len) as u64;
         if available < payload_len {
-            self.check_partial_text()?;
+            self.check_partial_text(&mut frame)?;
+            self.frame = Some(frame);
             // A header alone must not commit memory for the payload it announces: grow with
             // what arrives, a bounded step at a time.
             self.read.reserve(self.read_hint().min(MAX_RESERVE));
             return Ok(None);
         }
-        let Some(frame) = self.frame.take() else {
-            return Ok(None);
-        };
         // `payload_len <= available <= usize::MAX`, checked just above.
         let total = header_len + payload_len as usize;
         let mut payload = self.read.split_to(total);
@@ -460,8 +458,9 @@ impl Connection {
         if let Some(key) = frame.header.mask {
             apply_mask(&mut payload[frame.checked..], key, frame.checked);
         }
-        if self.is_plain_text_frame(&frame.header) {
-            self.validate_text(&payload[frame.checked..])?;
+        if let Some(utf8) = plain_text(&mut self.incoming, &frame.header) {
+            utf8.feed(&payload[frame.checked..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(Some((frame.header, payload)))
     }
@@ -499,98 +498,50 @@ impl Connection {
             });
         }
         // RFC 6455 §5.4: fragments of one message arrive in order, not interleaved with another.
-        match (header.opcode, &self.incoming) {
-            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(ProtocolError::ExpectedContinuation);
-            }
-            (OpCode::Text | OpCode::Binary, None) => self.begin_message(header),
-            _ => {}
-        }
-        self.check_message_limits(header)
-    }
-
-    /// Counts a data frame against the limits of the message it belongs to.
-    fn check_message_limits(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
+        // (Frame parsing rejects reserved opcodes, so a data frame is text, binary or a
+        // continuation.)
+        let incoming = if header.opcode == OpCode::Continuation {
+            self.incoming
+                .as_mut()
+                .ok_or(ProtocolError::UnexpectedContinuation)?
+        } else if self.incoming.is_some() {
+            return Err(ProtocolError::ExpectedContinuation);
+        } else {
+            let message = self.begin_message(header);
+            self.incoming.insert(message)
         };
-        // RFC 6455 §10.4: "Implementations that have implementation- and/or platform-specific
-        // limitations regarding the frame size or total message size after reassembly from
-        // multiple frames MUST protect themselves against exceeding those limits." Empty
-        // continuation frames add nothing to the size, so their number is limited too.
-        incoming.frames += 1;
-        let max = self.config.max_message_frames;
-        if incoming.frames > max {
-            return Err(ProtocolError::TooManyFrames { max });
-        }
-        incoming.received = incoming
-            .received
-            .saturating_add(header.payload_len as usize);
-        let max = self.config.max_message_size;
-        if !incoming.transformed && incoming.received > max {
-            return Err(ProtocolError::MessageTooBig { max });
-        }
-        Ok(())
+        incoming.count_frame(header, &self.config)
     }
 
-    fn begin_message(&mut self, header: &FrameHeader) {
+    fn begin_message(&mut self, header: &FrameHeader) -> IncomingMessage {
         let transformed = match &mut self.extension {
             Some(extension) if header.rsv != 0 => extension.decode_begin(header.rsv),
             _ => false,
         };
-        self.incoming = Some(IncomingMessage {
+        IncomingMessage {
             text: header.opcode == OpCode::Text,
             transformed,
             utf8: Utf8Validator::new(),
             buf: BytesMut::new(),
             received: 0,
             frames: 0,
-        });
-    }
-
-    fn is_plain_text_frame(&self, header: &FrameHeader) -> bool {
-        !header.opcode.is_control()
-            && self
-                .incoming
-                .as_ref()
-                .is_some_and(|m| m.text && !m.transformed)
+        }
     }
 
     /// Unmasks and validates the part of a text frame that has arrived, so that invalid UTF-8
     /// fails the connection before the rest of the frame is buffered (RFC 6455 §8.1).
-    fn check_partial_text(&mut self) -> Result<(), ProtocolError> {
-        let Some(frame) = &self.frame else {
+    fn check_partial_text(&mut self, frame: &mut FrameInProgress) -> Result<(), ProtocolError> {
+        let Some(utf8) = plain_text(&mut self.incoming, &frame.header) else {
             return Ok(());
         };
-        if !self.is_plain_text_frame(&frame.header) {
-            return Ok(());
-        }
         let (start, end) = (frame.header_len + frame.checked, self.read.len());
         if let Some(key) = frame.header.mask {
             apply_mask(&mut self.read[start..end], key, frame.checked);
         }
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
-        };
-        incoming
-            .utf8
-            .feed(&self.read[start..end])
+        utf8.feed(&self.read[start..end])
             .map_err(|_| ProtocolError::InvalidUtf8)?;
-        if let Some(frame) = &mut self.frame {
-            frame.checked = end - frame.header_len;
-        }
+        frame.checked = end - frame.header_len;
         Ok(())
-    }
-
-    fn validate_text(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
-        };
-        incoming
-            .utf8
-            .feed(data)
-            .map_err(|_| ProtocolError::InvalidUtf8)
     }
 
     fn handle_frame(
@@ -637,7 +588,9 @@ impl Connection {
         payload: BytesMut,
     ) -> Result<Option<Message>, ProtocolError> {
         let max = self.config.max_message_size;
-        let Some(incoming) = &mut self.incoming else {
+        // `check_data_header` began or continued the message of every data frame it let through;
+        // were that broken, failing with 1002 beats inventing a message.
+        let Some(mut incoming) = self.incoming.take() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         if incoming.transformed {
@@ -659,12 +612,10 @@ impl Connection {
             incoming.buf.extend_from_slice(&payload);
         }
         if !header.fin {
+            self.incoming = Some(incoming);
             return Ok(None);
         }
-        let Some(mut incoming) = self.incoming.take() else {
-            return Ok(None);
-        };
-        let bytes = incoming.buf.split().freeze();
+        let bytes = incoming.buf.freeze();
         Ok(Some(if incoming.text {
             incoming
                 .utf8
@@ -805,6 +756,42 @@ impl Connection {
             continues_frame,
         });
     }
+}
+
+impl IncomingMessage {
+    /// Counts a data frame against the limits of the message it belongs to.
+    fn count_frame(&mut self, header: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
+        // RFC 6455 §10.4: "Implementations that have implementation- and/or platform-specific
+        // limitations regarding the frame size or total message size after reassembly from
+        // multiple frames MUST protect themselves against exceeding those limits." Empty
+        // continuation frames add nothing to the size, so their number is limited too.
+        self.frames += 1;
+        let max = config.max_message_frames;
+        if self.frames > max {
+            return Err(ProtocolError::TooManyFrames { max });
+        }
+        self.received = self.received.saturating_add(header.payload_len as usize);
+        let max = config.max_message_size;
+        if !self.transformed && self.received > max {
+            return Err(ProtocolError::MessageTooBig { max });
+        }
+        Ok(())
+    }
+}
+
+/// The UTF-8 validator of the message `header` belongs to, when that is text the extension does
+/// not transform: such text is validated as it arrives, transformed text once decoded.
+fn plain_text<'a>(
+    incoming: &'a mut Option<IncomingMessage>,
+    header: &FrameHeader,
+) -> Option<&'a mut Utf8Validator> {
+    if header.opcode.is_control() {
+        return None;
+    }
+    incoming
+        .as_mut()
+        .filter(|message| message.text && !message.transformed)
+        .map(|message| &mut message.utf8)
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.
