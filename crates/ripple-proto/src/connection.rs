@@ -7,8 +7,13 @@
 //!     ├──peer broke the protocol (close queued)───────┤
 //!     └──receive_eof() (abnormal, 1006)───────────────┘
 //! ```
+//!
+//! Leaving `Open` starts the close timer, and the keepalive timer runs while `Open`; both are
+//! driven by the caller's clock (see the `timers` module: [`Connection::poll_timeout`],
+//! [`Connection::handle_timeout`]).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::StdRng;
@@ -23,6 +28,11 @@ use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::prepared::PreparedMessage;
 use crate::utf8::Utf8Validator;
+
+mod timers;
+
+pub use timers::Timeout;
+use timers::Timers;
 
 /// Which end of the connection this is; it decides the masking rules (RFC 6455 §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +97,7 @@ pub struct Connection {
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
     failure: Option<ProtocolError>,
+    timers: Timers,
 }
 
 /// Output queued by reference. Frames in `pending` are always whole; a chunk here may be a
@@ -124,7 +135,11 @@ struct IncomingMessage {
 
 impl Connection {
     /// A connection in the `Open` state, right after a successful handshake.
-    pub fn new(role: Role, config: Config) -> Self {
+    ///
+    /// `now` is when it opened, by the caller's clock: the first keepalive ping is due
+    /// `Config::ping_interval` after it. The connection never reads a clock itself (see
+    /// [`Connection::handle_timeout`]).
+    pub fn new(role: Role, config: Config, now: Instant) -> Self {
         let rng = match (role, config.mask_seed) {
             (Role::Server, _) => None,
             (Role::Client, Some(seed)) => Some(Box::new(StdRng::seed_from_u64(seed))),
@@ -148,12 +163,18 @@ impl Connection {
             close_sent: None,
             close_received: None,
             failure: None,
+            timers: Timers::new(now),
         }
     }
 
     /// A connection whose data messages go through a negotiated extension.
-    pub fn with_extension(role: Role, config: Config, extension: Box<dyn Extension>) -> Self {
-        let mut connection = Self::new(role, config);
+    pub fn with_extension(
+        role: Role,
+        config: Config,
+        extension: Box<dyn Extension>,
+        now: Instant,
+    ) -> Self {
+        let mut connection = Self::new(role, config, now);
         connection.extension = Some(extension);
         connection
     }
@@ -208,10 +229,13 @@ impl Connection {
 
     /// Whether the transport should be shut down once output is flushed.
     ///
-    /// RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits for it (the
-    /// I/O layer bounds that wait with a timeout).
+    /// RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits for it, until
+    /// the close timeout runs out ("the client SHOULD wait for the server to close the connection
+    /// but MAY close the connection at any time after sending and receiving a Close message, e.g.,
+    /// if it has not received a TCP Close from the server in a reasonable time period").
     pub fn should_close_transport(&self) -> bool {
-        self.state == State::Closed && (self.role == Role::Server || self.close_received.is_none())
+        self.state == State::Closed
+            && (self.role == Role::Server || self.close_received.is_none() || self.close_expired())
     }
 
     // --- network input -------------------------------------------------------------------
@@ -240,7 +264,7 @@ impl Connection {
     /// The transport reached end of file. Unless the closing handshake finished, the connection
     /// closed abnormally (1006).
     pub fn receive_eof(&mut self) {
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.read = BytesMut::new();
     }
 
@@ -337,9 +361,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a ping.
+    /// Queues a ping. Its pong is the application's (`Event::Pong`); keepalive pings are the
+    /// connection's own (see [`Connection::handle_timeout`]), but a pong to this ping answers the
+    /// keepalive pings sent before it too (RFC 6455 §5.5.3).
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        self.send_control(OpCode::Ping, payload)
+        self.send_control(OpCode::Ping, payload)?;
+        self.timers.application_ping_sent(payload);
+        Ok(())
     }
 
     /// Queues a pong (an unsolicited one serves as a heartbeat, RFC 6455 §5.5.3).
@@ -362,7 +390,7 @@ impl Connection {
             return Err(SendError::ReasonTooLong(frame.reason.len()));
         }
         self.queue_close(frame);
-        self.state = State::Closing;
+        self.leave_open(State::Closing);
         Ok(())
     }
 
@@ -372,7 +400,7 @@ impl Connection {
         if self.state == State::Open {
             self.queue_close(frame);
         }
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.frame = None;
         self.incoming = None;
         self.read = BytesMut::new();
@@ -563,7 +591,10 @@ impl Connection {
                 }
                 Some(Event::Ping(payload.freeze()))
             }
-            OpCode::Pong => Some(Event::Pong(payload.freeze())),
+            OpCode::Pong => {
+                self.timers.receive_pong(&payload);
+                Some(Event::Pong(payload.freeze()))
+            }
             OpCode::Close => Some(self.handle_close(&payload)?),
             _ => self.handle_data(header, payload)?.map(Event::Message),
         })
@@ -577,7 +608,7 @@ impl Connection {
             self.queue_close(CloseFrame::new(frame.code, ""));
         }
         self.close_received = Some(frame.clone());
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.incoming = None;
         Ok(Event::Close(frame))
     }
@@ -636,10 +667,18 @@ impl Connection {
             self.queue_close(CloseFrame::new(err.close_code(), reason));
         }
         self.failure = Some(err);
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.frame = None;
         self.incoming = None;
         self.read = BytesMut::new();
+    }
+
+    /// Moves to `Closing` or `Closed`; leaving `Open` starts the close timer.
+    fn leave_open(&mut self, state: State) {
+        if self.state == State::Open {
+            self.timers.start_close();
+        }
+        self.state = state;
     }
 
     // --- output -----------------------------------------------------------------------------

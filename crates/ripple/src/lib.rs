@@ -27,6 +27,7 @@ pub use proto::handshake::server::{Accept, Request};
 pub use proto::{CloseCode, CloseFrame, Message, OpCode, PreparedMessage, Utf8Bytes};
 
 mod client;
+mod clock;
 mod config;
 mod error;
 mod handshake;

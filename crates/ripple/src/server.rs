@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handshake::{HandshakeInfo, read_head};
@@ -151,12 +152,12 @@ impl Acceptor {
             _ => None,
         };
         let Some((response, extension)) = negotiated else {
-            return (accept, Connection::new(Role::Server, protocol));
+            return (accept, Connection::new(Role::Server, protocol, now()));
         };
         accept.extensions = Some(response);
         (
             accept,
-            Connection::with_extension(Role::Server, protocol, Box::new(extension)),
+            Connection::with_extension(Role::Server, protocol, Box::new(extension), now()),
         )
     }
 
