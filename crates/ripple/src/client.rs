@@ -189,7 +189,7 @@ impl ClientBuilder {
 /// The protocol connection for the server's extension answer (RFC 7692 §5: a client MUST fail
 /// the connection when the answer is not one it can accept).
 fn client_connection(config: &Config, extensions: Option<&str>) -> Result<Connection> {
-    let protocol = config.protocol.clone();
+    let protocol = config.core();
     let (Some(answer), Some(deflate)) = (extensions, &config.compression) else {
         return Ok(Connection::new(Role::Client, protocol, now()));
     };

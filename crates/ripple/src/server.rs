@@ -146,7 +146,7 @@ impl Acceptor {
     /// Negotiates extensions for an accepted request (unless the hook answered for them) and
     /// builds the protocol connection to match.
     pub fn negotiate(&self, request: &Request, mut accept: Accept) -> (Accept, Connection) {
-        let protocol = self.config.protocol.clone();
+        let protocol = self.config.core();
         let negotiated = match (&self.config.compression, &accept.extensions) {
             (Some(deflate), None) => deflate::accept_offer(&request.extensions(), deflate),
             _ => None,
