@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Leaving `Open` starts the close timer, and the keepalive timer runs while `Open`; both are
-//! driven by the caller's clock (see the `timers` module: [`Connection::poll_timeout`],
+//! driven by the caller's clock ([`Connection::poll_timeout`],
 //! [`Connection::handle_timeout`]).
 
 use std::collections::VecDeque;
