@@ -26,6 +26,8 @@
 //!   which receives exactly the data messages that were sent, in order, and the close frame
 //!   recorded by `close_sent()`.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use ripple_proto::error::ProtocolError;
 use ripple_proto::{
@@ -83,10 +85,12 @@ impl Driver {
             Role::Client => Role::Server,
         };
         let peer_config = Config::default().max_message_size(usize::MAX).mask_seed(1);
+        // The timers never run here (no `handle_timeout`), so the time is only an origin.
+        let now = Instant::now();
         Self {
             role,
-            conn: Connection::new(role, config),
-            peer: Connection::new(peer_role, peer_config),
+            conn: Connection::new(role, config, now),
+            peer: Connection::new(peer_role, peer_config, now),
             state: State::Open,
             peer_closed: false,
             sent: Vec::new(),

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used)]
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ripple_proto::extension::deflate::{
@@ -26,8 +27,14 @@ fn pair() -> (Connection, Connection) {
         Role::Client,
         Config::default().mask_seed(1),
         Box::new(client_ext),
+        Instant::now(),
     );
-    let server = Connection::with_extension(Role::Server, Config::default(), Box::new(server_ext));
+    let server = Connection::with_extension(
+        Role::Server,
+        Config::default(),
+        Box::new(server_ext),
+        Instant::now(),
+    );
     (client, server)
 }
 

@@ -12,6 +12,7 @@
 //! `cargo bench -p ripple-proto --bench frame`.
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -155,7 +156,7 @@ fn connection_receive(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(wire.len() as u64));
         group.bench_function(*label, |b| {
             b.iter_batched(
-                || Connection::new(Role::Server, Config::default()),
+                || Connection::new(Role::Server, Config::default(), Instant::now()),
                 |mut conn| {
                     conn.receive(black_box(wire));
                     let mut received = 0;

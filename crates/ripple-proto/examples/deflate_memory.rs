@@ -5,6 +5,8 @@
 //! compressor exist), and the process's resident memory growth is divided by 1,000. Linux only
 //! (reads /proc/self/statm). The table in docs/design.md comes from this program.
 
+use std::time::Instant;
+
 use ripple_proto::extension::deflate::{Agreed, Deflate, DeflateConfig};
 use ripple_proto::{Config, Connection, Role};
 
@@ -98,12 +100,13 @@ fn agreed(
 fn exercise(agreed: Agreed, message: &str) -> Connection {
     let config = DeflateConfig::default();
     let mut server = if agreed.send_window == 0 {
-        Connection::new(Role::Server, Config::default())
+        Connection::new(Role::Server, Config::default(), Instant::now())
     } else {
         Connection::with_extension(
             Role::Server,
             Config::default(),
             Box::new(Deflate::new(agreed, &config)),
+            Instant::now(),
         )
     };
     let peer = Agreed {
@@ -113,12 +116,13 @@ fn exercise(agreed: Agreed, message: &str) -> Connection {
         recv_window: agreed.send_window,
     };
     let mut client = if agreed.send_window == 0 {
-        Connection::new(Role::Client, Config::default().mask_seed(1))
+        Connection::new(Role::Client, Config::default().mask_seed(1), Instant::now())
     } else {
         Connection::with_extension(
             Role::Client,
             Config::default().mask_seed(1),
             Box::new(Deflate::new(peer, &config)),
+            Instant::now(),
         )
     };
     let _ = client.send_text(message);

@@ -1,4 +1,6 @@
-//! Limits and options of an open connection.
+//! Limits, timers and options of an open connection.
+
+use std::time::Duration;
 
 /// Options for a [`Connection`](crate::Connection). Every limit protects the endpoint from its
 /// peer and can be changed.
@@ -19,6 +21,18 @@ pub struct Config {
     /// makes tests repeatable and must not be used in production (RFC 6455 §5.3: keys MUST be
     /// unpredictable).
     pub mask_seed: Option<u64>,
+    /// Send a keepalive ping this long after the previous one (or after the connection opened);
+    /// `None` turns keepalive off. Default 20 s, as python-websockets. The caller's clock drives
+    /// it: see [`Connection::handle_timeout`](crate::Connection::handle_timeout).
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection with 1011 "keepalive ping timeout" when a keepalive ping has had no
+    /// pong for this long; `None` keeps sending pings but never gives up. Default 20 s, as
+    /// python-websockets. Only a pong counts: other data from the peer does not answer a ping.
+    pub ping_timeout: Option<Duration>,
+    /// Time allowed for the closing handshake, from the moment the connection stops being open
+    /// (this end's close, the peer's, a failure, the end of the transport) until the transport
+    /// can be dropped. Default 10 s, as python-websockets.
+    pub close_timeout: Duration,
 }
 
 impl Config {
@@ -27,6 +41,15 @@ impl Config {
 
     /// The default frame-count limit per message: 131,072.
     pub const DEFAULT_MAX_MESSAGE_FRAMES: usize = 1 << 17;
+
+    /// The default keepalive interval: 20 s.
+    pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+
+    /// The default time a keepalive ping waits for its pong: 20 s.
+    pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// The default closing-handshake timeout: 10 s.
+    pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Sets both the message and the frame limit.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
@@ -47,6 +70,19 @@ impl Config {
         self
     }
 
+    /// Sets the keepalive interval and ping timeout; an interval of `None` turns keepalive off.
+    pub fn keepalive(mut self, interval: Option<Duration>, timeout: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets the closing-handshake timeout.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
     /// Fixes the masking-key seed (tests only).
     pub fn mask_seed(mut self, seed: u64) -> Self {
         self.mask_seed = Some(seed);
@@ -61,6 +97,9 @@ impl Default for Config {
             max_frame_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             max_message_frames: Self::DEFAULT_MAX_MESSAGE_FRAMES,
             mask_seed: None,
+            ping_interval: Some(Self::DEFAULT_PING_INTERVAL),
+            ping_timeout: Some(Self::DEFAULT_PING_TIMEOUT),
+            close_timeout: Self::DEFAULT_CLOSE_TIMEOUT,
         }
     }
 }

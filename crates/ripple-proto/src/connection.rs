@@ -7,8 +7,13 @@
 //!     ├──peer broke the protocol (close queued)───────┤
 //!     └──receive_eof() (abnormal, 1006)───────────────┘
 //! ```
+//!
+//! Leaving `Open` starts the close timer, and the keepalive timer runs while `Open`; both are
+//! driven by the caller's clock ([`Connection::poll_timeout`],
+//! [`Connection::handle_timeout`]).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::StdRng;
@@ -23,6 +28,11 @@ use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::prepared::PreparedMessage;
 use crate::utf8::Utf8Validator;
+
+mod timers;
+
+pub use timers::Timeout;
+use timers::Timers;
 
 /// Which end of the connection this is; it decides the masking rules (RFC 6455 §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +97,7 @@ pub struct Connection {
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
     failure: Option<ProtocolError>,
+    timers: Timers,
 }
 
 /// Output queued by reference. Frames in `pending` are always whole; a chunk here may be a
@@ -124,7 +135,11 @@ struct IncomingMessage {
 
 impl Connection {
     /// A connection in the `Open` state, right after a successful handshake.
-    pub fn new(role: Role, config: Config) -> Self {
+    ///
+    /// `now` is when it opened, by the caller's clock: the first keepalive ping is due
+    /// `Config::ping_interval` after it. The connection never reads a clock itself (see
+    /// [`Connection::handle_timeout`]).
+    pub fn new(role: Role, config: Config, now: Instant) -> Self {
         let rng = match (role, config.mask_seed) {
             (Role::Server, _) => None,
             (Role::Client, Some(seed)) => Some(Box::new(StdRng::seed_from_u64(seed))),
@@ -148,12 +163,18 @@ impl Connection {
             close_sent: None,
             close_received: None,
             failure: None,
+            timers: Timers::new(now),
         }
     }
 
     /// A connection whose data messages go through a negotiated extension.
-    pub fn with_extension(role: Role, config: Config, extension: Box<dyn Extension>) -> Self {
-        let mut connection = Self::new(role, config);
+    pub fn with_extension(
+        role: Role,
+        config: Config,
+        extension: Box<dyn Extension>,
+        now: Instant,
+    ) -> Self {
+        let mut connection = Self::new(role, config, now);
         connection.extension = Some(extension);
         connection
     }
@@ -208,10 +229,13 @@ impl Connection {
 
     /// Whether the transport should be shut down once output is flushed.
     ///
-    /// RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits for it (the
-    /// I/O layer bounds that wait with a timeout).
+    /// RFC 6455 §7.1.1: the server closes the TCP connection first; a client waits for it, until
+    /// the close timeout runs out ("the client SHOULD wait for the server to close the connection
+    /// but MAY close the connection at any time after sending and receiving a Close message, e.g.,
+    /// if it has not received a TCP Close from the server in a reasonable time period").
     pub fn should_close_transport(&self) -> bool {
-        self.state == State::Closed && (self.role == Role::Server || self.close_received.is_none())
+        self.state == State::Closed
+            && (self.role == Role::Server || self.close_received.is_none() || self.close_expired())
     }
 
     // --- network input -------------------------------------------------------------------
@@ -240,7 +264,7 @@ impl Connection {
     /// The transport reached end of file. Unless the closing handshake finished, the connection
     /// closed abnormally (1006).
     pub fn receive_eof(&mut self) {
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.read = BytesMut::new();
     }
 
@@ -337,9 +361,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a ping.
+    /// Queues a ping. Its pong is the application's (`Event::Pong`); keepalive pings are the
+    /// connection's own (see [`Connection::handle_timeout`]), but a pong to this ping answers the
+    /// keepalive pings sent before it too (RFC 6455 §5.5.3).
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        self.send_control(OpCode::Ping, payload)
+        self.send_control(OpCode::Ping, payload)?;
+        self.timers.application_ping_sent(payload);
+        Ok(())
     }
 
     /// Queues a pong (an unsolicited one serves as a heartbeat, RFC 6455 §5.5.3).
@@ -362,7 +390,7 @@ impl Connection {
             return Err(SendError::ReasonTooLong(frame.reason.len()));
         }
         self.queue_close(frame);
-        self.state = State::Closing;
+        self.leave_open(State::Closing);
         Ok(())
     }
 
@@ -372,7 +400,7 @@ impl Connection {
         if self.state == State::Open {
             self.queue_close(frame);
         }
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.frame = None;
         self.incoming = None;
         self.read = BytesMut::new();
@@ -427,32 +455,30 @@ impl Connection {
 
     /// Parses the next complete frame, unmasked. `Ok(None)` when more input is needed.
     fn next_frame(&mut self) -> Result<Option<(FrameHeader, BytesMut)>, ProtocolError> {
-        if self.frame.is_none() {
-            let Some((header, header_len)) = FrameHeader::parse(&self.read)? else {
-                return Ok(None);
-            };
-            self.check_header(&header)?;
-            self.frame = Some(FrameInProgress {
-                header,
-                header_len,
-                checked: 0,
-            });
-        }
-        let Some(frame) = &self.frame else {
-            return Ok(None);
+        let mut frame = match self.frame.take() {
+            Some(frame) => frame,
+            None => {
+                let Some((header, header_len)) = FrameHeader::parse(&self.read)? else {
+                    return Ok(None);
+                };
+                self.check_header(&header)?;
+                FrameInProgress {
+                    header,
+                    header_len,
+                    checked: 0,
+                }
+            }
         };
         let (header_len, payload_len) = (frame.header_len, frame.header.payload_len);
         let available = (self.read.len() - header_len) as u64;
         if available < payload_len {
-            self.check_partial_text()?;
+            self.check_partial_text(&mut frame)?;
+            self.frame = Some(frame);
             // A header alone must not commit memory for the payload it announces: grow with
             // what arrives, a bounded step at a time.
             self.read.reserve(self.read_hint().min(MAX_RESERVE));
             return Ok(None);
         }
-        let Some(frame) = self.frame.take() else {
-            return Ok(None);
-        };
         // `payload_len <= available <= usize::MAX`, checked just above.
         let total = header_len + payload_len as usize;
         let mut payload = self.read.split_to(total);
@@ -460,8 +486,9 @@ impl Connection {
         if let Some(key) = frame.header.mask {
             apply_mask(&mut payload[frame.checked..], key, frame.checked);
         }
-        if self.is_plain_text_frame(&frame.header) {
-            self.validate_text(&payload[frame.checked..])?;
+        if let Some(utf8) = plain_text(&mut self.incoming, &frame.header) {
+            utf8.feed(&payload[frame.checked..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(Some((frame.header, payload)))
     }
@@ -499,98 +526,50 @@ impl Connection {
             });
         }
         // RFC 6455 §5.4: fragments of one message arrive in order, not interleaved with another.
-        match (header.opcode, &self.incoming) {
-            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(ProtocolError::ExpectedContinuation);
-            }
-            (OpCode::Text | OpCode::Binary, None) => self.begin_message(header),
-            _ => {}
-        }
-        self.check_message_limits(header)
-    }
-
-    /// Counts a data frame against the limits of the message it belongs to.
-    fn check_message_limits(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
+        // (Frame parsing rejects reserved opcodes, so a data frame is text, binary or a
+        // continuation.)
+        let incoming = if header.opcode == OpCode::Continuation {
+            self.incoming
+                .as_mut()
+                .ok_or(ProtocolError::UnexpectedContinuation)?
+        } else if self.incoming.is_some() {
+            return Err(ProtocolError::ExpectedContinuation);
+        } else {
+            let message = self.begin_message(header);
+            self.incoming.insert(message)
         };
-        // RFC 6455 §10.4: "Implementations that have implementation- and/or platform-specific
-        // limitations regarding the frame size or total message size after reassembly from
-        // multiple frames MUST protect themselves against exceeding those limits." Empty
-        // continuation frames add nothing to the size, so their number is limited too.
-        incoming.frames += 1;
-        let max = self.config.max_message_frames;
-        if incoming.frames > max {
-            return Err(ProtocolError::TooManyFrames { max });
-        }
-        incoming.received = incoming
-            .received
-            .saturating_add(header.payload_len as usize);
-        let max = self.config.max_message_size;
-        if !incoming.transformed && incoming.received > max {
-            return Err(ProtocolError::MessageTooBig { max });
-        }
-        Ok(())
+        incoming.count_frame(header, &self.config)
     }
 
-    fn begin_message(&mut self, header: &FrameHeader) {
+    fn begin_message(&mut self, header: &FrameHeader) -> IncomingMessage {
         let transformed = match &mut self.extension {
             Some(extension) if header.rsv != 0 => extension.decode_begin(header.rsv),
             _ => false,
         };
-        self.incoming = Some(IncomingMessage {
+        IncomingMessage {
             text: header.opcode == OpCode::Text,
             transformed,
             utf8: Utf8Validator::new(),
             buf: BytesMut::new(),
             received: 0,
             frames: 0,
-        });
-    }
-
-    fn is_plain_text_frame(&self, header: &FrameHeader) -> bool {
-        !header.opcode.is_control()
-            && self
-                .incoming
-                .as_ref()
-                .is_some_and(|m| m.text && !m.transformed)
+        }
     }
 
     /// Unmasks and validates the part of a text frame that has arrived, so that invalid UTF-8
     /// fails the connection before the rest of the frame is buffered (RFC 6455 §8.1).
-    fn check_partial_text(&mut self) -> Result<(), ProtocolError> {
-        let Some(frame) = &self.frame else {
+    fn check_partial_text(&mut self, frame: &mut FrameInProgress) -> Result<(), ProtocolError> {
+        let Some(utf8) = plain_text(&mut self.incoming, &frame.header) else {
             return Ok(());
         };
-        if !self.is_plain_text_frame(&frame.header) {
-            return Ok(());
-        }
         let (start, end) = (frame.header_len + frame.checked, self.read.len());
         if let Some(key) = frame.header.mask {
             apply_mask(&mut self.read[start..end], key, frame.checked);
         }
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
-        };
-        incoming
-            .utf8
-            .feed(&self.read[start..end])
+        utf8.feed(&self.read[start..end])
             .map_err(|_| ProtocolError::InvalidUtf8)?;
-        if let Some(frame) = &mut self.frame {
-            frame.checked = end - frame.header_len;
-        }
+        frame.checked = end - frame.header_len;
         Ok(())
-    }
-
-    fn validate_text(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
-        let Some(incoming) = &mut self.incoming else {
-            return Ok(());
-        };
-        incoming
-            .utf8
-            .feed(data)
-            .map_err(|_| ProtocolError::InvalidUtf8)
     }
 
     fn handle_frame(
@@ -612,7 +591,10 @@ impl Connection {
                 }
                 Some(Event::Ping(payload.freeze()))
             }
-            OpCode::Pong => Some(Event::Pong(payload.freeze())),
+            OpCode::Pong => {
+                self.timers.receive_pong(&payload);
+                Some(Event::Pong(payload.freeze()))
+            }
             OpCode::Close => Some(self.handle_close(&payload)?),
             _ => self.handle_data(header, payload)?.map(Event::Message),
         })
@@ -626,7 +608,7 @@ impl Connection {
             self.queue_close(CloseFrame::new(frame.code, ""));
         }
         self.close_received = Some(frame.clone());
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.incoming = None;
         Ok(Event::Close(frame))
     }
@@ -637,7 +619,9 @@ impl Connection {
         payload: BytesMut,
     ) -> Result<Option<Message>, ProtocolError> {
         let max = self.config.max_message_size;
-        let Some(incoming) = &mut self.incoming else {
+        // `check_data_header` began or continued the message of every data frame it let through;
+        // were that broken, failing with 1002 beats inventing a message.
+        let Some(mut incoming) = self.incoming.take() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         if incoming.transformed {
@@ -659,12 +643,10 @@ impl Connection {
             incoming.buf.extend_from_slice(&payload);
         }
         if !header.fin {
+            self.incoming = Some(incoming);
             return Ok(None);
         }
-        let Some(mut incoming) = self.incoming.take() else {
-            return Ok(None);
-        };
-        let bytes = incoming.buf.split().freeze();
+        let bytes = incoming.buf.freeze();
         Ok(Some(if incoming.text {
             incoming
                 .utf8
@@ -685,10 +667,18 @@ impl Connection {
             self.queue_close(CloseFrame::new(err.close_code(), reason));
         }
         self.failure = Some(err);
-        self.state = State::Closed;
+        self.leave_open(State::Closed);
         self.frame = None;
         self.incoming = None;
         self.read = BytesMut::new();
+    }
+
+    /// Moves to `Closing` or `Closed`; leaving `Open` starts the close timer.
+    fn leave_open(&mut self, state: State) {
+        if self.state == State::Open {
+            self.timers.start_close();
+        }
+        self.state = state;
     }
 
     // --- output -----------------------------------------------------------------------------
@@ -805,6 +795,42 @@ impl Connection {
             continues_frame,
         });
     }
+}
+
+impl IncomingMessage {
+    /// Counts a data frame against the limits of the message it belongs to.
+    fn count_frame(&mut self, header: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
+        // RFC 6455 §10.4: "Implementations that have implementation- and/or platform-specific
+        // limitations regarding the frame size or total message size after reassembly from
+        // multiple frames MUST protect themselves against exceeding those limits." Empty
+        // continuation frames add nothing to the size, so their number is limited too.
+        self.frames += 1;
+        let max = config.max_message_frames;
+        if self.frames > max {
+            return Err(ProtocolError::TooManyFrames { max });
+        }
+        self.received = self.received.saturating_add(header.payload_len as usize);
+        let max = config.max_message_size;
+        if !self.transformed && self.received > max {
+            return Err(ProtocolError::MessageTooBig { max });
+        }
+        Ok(())
+    }
+}
+
+/// The UTF-8 validator of the message `header` belongs to, when that is text the extension does
+/// not transform: such text is validated as it arrives, transformed text once decoded.
+fn plain_text<'a>(
+    incoming: &'a mut Option<IncomingMessage>,
+    header: &FrameHeader,
+) -> Option<&'a mut Utf8Validator> {
+    if header.opcode.is_control() {
+        return None;
+    }
+    incoming
+        .as_mut()
+        .filter(|message| message.text && !message.transformed)
+        .map(|message| &mut message.utf8)
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.

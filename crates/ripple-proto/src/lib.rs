@@ -13,7 +13,9 @@
 //! Methods come in three kinds, named for the way data flows:
 //! - `receive_*` feed network input (`receive`, `receive_eof`);
 //! - `send_*` queue application commands (`send_text`, `send_ping`, `send_close`, …);
-//! - `poll_*` drain output (`poll_event` for the application, `poll_transmit` for the network).
+//! - `poll_*` drain output (`poll_event` for the application, `poll_transmit` for the network);
+//!   `poll_timeout` says when the connection next needs `handle_timeout(now)`, the one call that
+//!   brings the time in.
 //!
 //! After every call that feeds input, drain `poll_transmit`: the connection answers pings and close
 //! frames, and fails on bad input, by itself.
@@ -23,6 +25,15 @@
 //! §5.5.3 allows answering only the latest ping). Drain after each `Event::Ping` to answer every
 //! ping; a peer that pings faster than the output is drained gets a pong for its latest ping
 //! only, and its pings never grow the output.
+//!
+//! Time comes in as an argument, as in quinn-proto's `handle_timeout(now)`: the core never calls
+//! `Instant::now()`. A connection is made with the time it opened (`Connection::new(role, config, now)`);
+//! [`Connection::poll_timeout`] says when it next needs [`Connection::handle_timeout`]`(now)`,
+//! which sends keepalive pings, fails the connection with 1011 when one goes unanswered, and gives
+//! up on a closing handshake that takes longer than `Config::close_timeout`. The caller picks the
+//! clock (`std::time::Instant::now()`, or a runtime's, which tests can pause), so the core runs
+//! the same under tokio, under blocking I/O (`examples/blocking_echo.rs`) and in tests that move
+//! time by hand.
 //!
 //! An incoming message is limited in bytes (`Config::max_message_size`) and in frames
 //! (`Config::max_message_frames`, 131,072 by default); past either limit the connection fails with
@@ -46,7 +57,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, Event, Role, State};
+pub use connection::{Connection, Event, Role, State, Timeout};
 pub use error::{ProtocolError, SendError};
 pub use extension::Extension;
 pub use frame::{FrameHeader, OpCode};

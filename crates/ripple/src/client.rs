@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::{Host, Url};
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handshake::{HandshakeInfo, read_head};
@@ -188,9 +189,9 @@ impl ClientBuilder {
 /// The protocol connection for the server's extension answer (RFC 7692 §5: a client MUST fail
 /// the connection when the answer is not one it can accept).
 fn client_connection(config: &Config, extensions: Option<&str>) -> Result<Connection> {
-    let protocol = config.protocol.clone();
+    let protocol = config.core();
     let (Some(answer), Some(deflate)) = (extensions, &config.compression) else {
-        return Ok(Connection::new(Role::Client, protocol));
+        return Ok(Connection::new(Role::Client, protocol, now()));
     };
     let extension = deflate::accept_response(answer, deflate)
         .map_err(|why| HandshakeError::UnexpectedExtension(format!("{answer}: {why}")))?;
@@ -198,6 +199,7 @@ fn client_connection(config: &Config, extensions: Option<&str>) -> Result<Connec
         Role::Client,
         protocol,
         Box::new(extension),
+        now(),
     ))
 }
 

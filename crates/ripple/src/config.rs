@@ -1,4 +1,5 @@
-//! Options of a connection: the core's limits plus timers and buffers that need a runtime.
+//! Options of a connection: the core's limits and timers, plus buffers and the handshake timeout
+//! that need a runtime.
 
 use std::time::Duration;
 
@@ -10,8 +11,10 @@ use proto::extension::deflate::DeflateConfig;
 #[non_exhaustive]
 pub struct Config {
     /// The protocol core's limits (message and frame size, default 1 MiB; frames per message).
+    /// Its keepalive and close timeout are not read: the fields below set them.
     pub protocol: proto::Config,
     /// Send a ping this often (default 20 s, as python-websockets); `None` turns keepalive off.
+    /// The core sends the pings; the reader drives its timer (see `proto::Config::ping_interval`).
     pub ping_interval: Option<Duration>,
     /// Close with 1011 when a keepalive ping gets no pong within this time (default 20 s);
     /// `None` keeps sending pings but never gives up.
@@ -85,16 +88,24 @@ impl Config {
         self.release_idle_buffers = release;
         self
     }
+
+    /// The core's configuration: `protocol` with this config's keepalive and close timeout.
+    pub(crate) fn core(&self) -> proto::Config {
+        self.protocol
+            .clone()
+            .keepalive(self.ping_interval, self.ping_timeout)
+            .close_timeout(self.close_timeout)
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             protocol: proto::Config::default(),
-            ping_interval: Some(Duration::from_secs(20)),
-            ping_timeout: Some(Duration::from_secs(20)),
+            ping_interval: Some(proto::Config::DEFAULT_PING_INTERVAL),
+            ping_timeout: Some(proto::Config::DEFAULT_PING_TIMEOUT),
             open_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(10),
+            close_timeout: proto::Config::DEFAULT_CLOSE_TIMEOUT,
             write_buffer_high: 32 * 1024,
             read_chunk: 64 * 1024,
             release_idle_buffers: true,

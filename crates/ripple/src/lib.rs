@@ -1,8 +1,9 @@
 //! Ripple: WebSocket client and server on tokio.
 //!
-//! The protocol itself — framing, masking, UTF-8, close rules, the opening handshake — lives in
-//! the sans-I/O core, re-exported here as [`proto`]. This crate adds sockets, TLS, timers
-//! (keepalive, handshake timeouts) and backpressure.
+//! The protocol itself — framing, masking, UTF-8, close rules, the opening handshake, the
+//! keepalive and close timers — lives in the sans-I/O core, re-exported here as [`proto`]. This
+//! crate adds sockets, TLS, the clock the core's timers run on (tokio's), handshake timeouts and
+//! backpressure.
 //!
 //! ```no_run
 //! # async fn run() -> ripple::Result<()> {
@@ -27,6 +28,7 @@ pub use proto::handshake::server::{Accept, Request};
 pub use proto::{CloseCode, CloseFrame, Message, OpCode, PreparedMessage, Utf8Bytes};
 
 mod client;
+mod clock;
 mod config;
 mod error;
 mod handshake;

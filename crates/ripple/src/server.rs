@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handshake::{HandshakeInfo, read_head};
@@ -145,18 +146,18 @@ impl Acceptor {
     /// Negotiates extensions for an accepted request (unless the hook answered for them) and
     /// builds the protocol connection to match.
     pub fn negotiate(&self, request: &Request, mut accept: Accept) -> (Accept, Connection) {
-        let protocol = self.config.protocol.clone();
+        let protocol = self.config.core();
         let negotiated = match (&self.config.compression, &accept.extensions) {
             (Some(deflate), None) => deflate::accept_offer(&request.extensions(), deflate),
             _ => None,
         };
         let Some((response, extension)) = negotiated else {
-            return (accept, Connection::new(Role::Server, protocol));
+            return (accept, Connection::new(Role::Server, protocol, now()));
         };
         accept.extensions = Some(response);
         (
             accept,
-            Connection::with_extension(Role::Server, protocol, Box::new(extension)),
+            Connection::with_extension(Role::Server, protocol, Box::new(extension), now()),
         )
     }
 

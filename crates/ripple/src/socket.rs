@@ -50,10 +50,10 @@ pub(crate) struct Inner<S> {
     /// Next read size; doubles while reads fill the buffer, up to `Config::read_chunk`.
     read_size: usize,
     pub(crate) eof: bool,
-    /// Pings waiting for their pong, oldest first.
+    /// The application's pings ([`WebSocket::ping`](crate::WebSocket::ping)) waiting for their
+    /// pong, oldest first. Keepalive pings are the core's.
     pings: VecDeque<PendingPing>,
     ping_counter: u32,
-    pub(crate) keepalive_failed: bool,
     /// The task reading, so that a shutdown from elsewhere can wake it.
     pub(crate) read_waker: Option<Waker>,
 }
@@ -62,8 +62,7 @@ pub(crate) struct Inner<S> {
 struct PendingPing {
     payload: [u8; 4],
     sent: Instant,
-    /// `None` for keepalive pings.
-    reply: Option<oneshot::Sender<Duration>>,
+    reply: oneshot::Sender<Duration>,
 }
 
 impl<S> Shared<S> {
@@ -83,7 +82,6 @@ impl<S> Shared<S> {
             eof: false,
             pings: VecDeque::new(),
             ping_counter: 0,
-            keepalive_failed: false,
             read_waker: None,
         };
         Self {
@@ -116,10 +114,10 @@ impl<S> Inner<S> {
         self.proto.buffered_amount() + self.out.iter().map(Bytes::len).sum::<usize>()
     }
 
-    /// Registers a ping (keepalive when `reply` is `None`) and queues it.
+    /// Registers an application ping, whose round-trip time goes to `reply`, and queues it.
     pub(crate) fn send_ping(
         &mut self,
-        reply: Option<oneshot::Sender<Duration>>,
+        reply: oneshot::Sender<Duration>,
     ) -> Result<(), proto::SendError> {
         self.ping_counter = self.ping_counter.wrapping_add(1);
         let payload = self.ping_counter.to_be_bytes();
@@ -133,16 +131,15 @@ impl<S> Inner<S> {
     }
 
     /// A pong answers the ping with its payload and, per RFC 6455 §5.5.3 ("a Pong frame sent in
-    /// response to the most recent Ping"), every older ping too.
+    /// response to the most recent Ping"), every older ping too. The core's keepalive pings carry
+    /// 8 bytes, these 4, so a keepalive pong never answers an application ping.
     pub(crate) fn receive_pong(&mut self, payload: &[u8]) {
         let Some(index) = self.pings.iter().position(|p| p.payload[..] == *payload) else {
             return;
         };
         let now = Instant::now();
         for ping in self.pings.drain(..=index) {
-            if let Some(reply) = ping.reply {
-                let _ = reply.send(now - ping.sent);
-            }
+            let _ = ping.reply.send(now - ping.sent);
         }
     }
 
@@ -155,14 +152,6 @@ impl<S> Inner<S> {
             };
             self.out.push_back(chunk);
         }
-    }
-
-    /// When the oldest unanswered keepalive ping was sent.
-    pub(crate) fn oldest_keepalive(&self) -> Option<Instant> {
-        self.pings
-            .iter()
-            .find(|p| p.reply.is_none())
-            .map(|p| p.sent)
     }
 }
 

@@ -5,6 +5,10 @@
 //! [`Reader::recv`] (or polls the `Stream`). An application that stops reading stops the peer
 //! through TCP flow control, and no buffer grows without bound. Keepalive pings, pong replies
 //! and close echoes are handled inside `recv`, so keep a task reading.
+//!
+//! The timers are the core's (`proto::Connection::poll_timeout`): the reader arms one tokio timer
+//! at the moment the core asks for, and when it fires calls `handle_timeout` with tokio's clock,
+//! which tests can pause.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use proto::{CloseCode, CloseFrame, Event, Message, OpCode, PreparedMessage, State};
+use proto::{CloseCode, CloseFrame, Event, Message, OpCode, PreparedMessage, State, Timeout};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -44,11 +48,8 @@ pub struct WebSocket<S = MaybeTlsStream> {
 /// The receiving half of a [`WebSocket`].
 pub struct Reader<S = MaybeTlsStream> {
     shared: Arc<Shared<S>>,
+    /// Armed at the core's next timeout.
     timer: Option<Pin<Box<Sleep>>>,
-    /// When the current closing phase must be over.
-    close_deadline: Option<Instant>,
-    /// When the last keepalive ping went out (or the connection opened).
-    keepalive_base: Instant,
     finished: bool,
     /// Messages that arrived while [`WebSocket::ping`] waited for its pong.
     stash: std::collections::VecDeque<Message>,
@@ -174,8 +175,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
         Self {
             shared,
             timer: None,
-            close_deadline: None,
-            keepalive_base: Instant::now(),
             finished: false,
             stash: std::collections::VecDeque::new(),
         }
@@ -232,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
                 inner.proto.receive_eof();
                 return self.finish(Err(err.into()));
             }
-            if self.poll_keepalive(&mut inner, cx) {
+            if self.poll_timer(&mut inner, cx).is_ready() {
                 continue;
             }
             match inner.poll_read(cx, &shared.config) {
@@ -252,17 +251,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
         }
     }
 
-    /// The connection is closing or closed: finish the closing handshake within the close
-    /// timeout, then report how it ended.
+    /// The connection is closing or closed: finish the closing handshake, or give up when the
+    /// core's close timer runs out, then report how it ended.
     fn poll_closing(
         &mut self,
         inner: &mut Inner<S>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>>> {
-        let deadline = *self
-            .close_deadline
-            .get_or_insert_with(|| Instant::now() + self.shared.config.close_timeout);
         loop {
+            if inner.proto.close_expired() {
+                return self.finish(self.outcome(inner));
+            }
             let flushed = inner.poll_write_out(cx, &self.shared.write_wakers);
             if let Poll::Ready(Err(_)) = flushed {
                 inner.eof = true;
@@ -277,13 +276,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
             if flushed.is_ready() && !waiting {
                 return self.finish(self.outcome(inner));
             }
-            if poll_timer(&mut self.timer, deadline, cx).is_ready() {
-                let waited_for_reply = inner.proto.state() == State::Closing;
-                inner.proto.receive_eof();
-                if waited_for_reply {
-                    return self.finish(Err(Error::Timeout("closing handshake")));
-                }
-                return self.finish(self.outcome(inner));
+            if self.poll_timer(inner, cx).is_ready() {
+                continue;
             }
             if !waiting {
                 return Poll::Pending;
@@ -304,8 +298,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
 
     /// How the connection ended, for the application.
     fn outcome(&self, inner: &Inner<S>) -> Result<Option<Message>> {
-        if inner.keepalive_failed {
-            return Err(Error::KeepaliveTimeout);
+        match inner.proto.timed_out() {
+            Some(Timeout::Keepalive) => return Err(Error::KeepaliveTimeout),
+            Some(Timeout::Close) => return Err(Error::Timeout("closing handshake")),
+            _ => {}
         }
         if let Some(failure) = inner.proto.failure() {
             return Err(Error::Protocol(failure.clone()));
@@ -323,33 +319,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reader<S> {
         Poll::Ready(result)
     }
 
-    /// Sends keepalive pings and gives up on a silent peer. Returns whether it queued output.
-    fn poll_keepalive(&mut self, inner: &mut Inner<S>, cx: &mut Context<'_>) -> bool {
-        let config = &self.shared.config;
-        let Some(interval) = config.ping_interval else {
-            return false;
+    /// Arms the timer at the core's next timeout; once it fires, lets the core act on it (a
+    /// keepalive ping, 1011 for a missing pong, the end of the closing handshake). Ready when it
+    /// fired: the core's state and output may have changed.
+    fn poll_timer(&mut self, inner: &mut Inner<S>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = inner.proto.poll_timeout().map(Instant::from_std) else {
+            self.timer = None;
+            return Poll::Pending;
         };
-        let next_ping = self.keepalive_base + interval;
-        let give_up = match (inner.oldest_keepalive(), config.ping_timeout) {
-            (Some(sent), Some(timeout)) => Some(sent + timeout),
-            _ => None,
+        let sleep = match &mut self.timer {
+            Some(sleep) => {
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => self.timer.insert(Box::pin(sleep_until(deadline))),
         };
-        let deadline = give_up.map_or(next_ping, |g| g.min(next_ping));
-        if poll_timer(&mut self.timer, deadline, cx).is_pending() {
-            return false;
-        }
-        if give_up.is_some_and(|g| g <= Instant::now()) {
-            // python-websockets' behaviour: 1011 when the pong does not come in time.
-            tracing::debug!("keepalive ping timeout; closing with 1011");
-            inner.keepalive_failed = true;
-            inner.proto.send_failure(CloseFrame::new(
-                CloseCode::INTERNAL_ERROR,
-                "keepalive ping timeout",
-            ));
-            return true;
-        }
-        self.keepalive_base = Instant::now();
-        inner.send_ping(None).is_ok()
+        ready!(sleep.as_mut().poll(cx));
+        // The timer fired, so it is at least `deadline`, whatever rounding the clocks do: the
+        // core acts on it and moves its next timeout on.
+        inner
+            .proto
+            .handle_timeout(Instant::now().max(deadline).into_std());
+        Poll::Ready(())
     }
 }
 
@@ -365,23 +358,6 @@ fn next_message<S>(inner: &mut Inner<S>) -> Option<Message> {
         }
     }
     None
-}
-
-/// Arms `timer` for `deadline` and polls it.
-fn poll_timer(
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    match timer {
-        Some(sleep) if sleep.deadline() == deadline => {}
-        Some(sleep) => sleep.as_mut().reset(deadline),
-        None => *timer = Some(Box::pin(sleep_until(deadline))),
-    }
-    match timer {
-        Some(sleep) => sleep.as_mut().poll(cx),
-        None => Poll::Pending,
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
@@ -464,7 +440,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.shared.lock();
         inner
-            .send_ping(Some(tx))
+            .send_ping(tx)
             .map_err(|err| closed_error(&inner, err.into()))?;
         Ok(rx)
     }

@@ -4,11 +4,15 @@ use super::*;
 use crate::frame::RSV1;
 
 fn server() -> Connection {
-    Connection::new(Role::Server, Config::default())
+    server_with(Config::default())
+}
+
+fn server_with(config: Config) -> Connection {
+    Connection::new(Role::Server, config, Instant::now())
 }
 
 fn client() -> Connection {
-    Connection::new(Role::Client, Config::default().mask_seed(7))
+    Connection::new(Role::Client, Config::default().mask_seed(7), Instant::now())
 }
 
 /// A masked frame as a client would send it.
@@ -296,7 +300,7 @@ fn message_ending_inside_code_point_fails() {
 
 #[test]
 fn frame_limit_fails_with_1009_on_the_header() {
-    let mut s = Connection::new(Role::Server, Config::default().max_message_size(100));
+    let mut s = server_with(Config::default().max_message_size(100));
     s.receive(&[0x82, 0xfe, 0x01, 0x00]);
     s.receive(&[1, 2, 3, 4]);
     assert_eq!(events(&mut s), vec![]);
@@ -309,7 +313,7 @@ fn frame_limit_fails_with_1009_on_the_header() {
 
 #[test]
 fn message_limit_counts_every_fragment() {
-    let mut s = Connection::new(Role::Server, Config::default().max_message_size(10));
+    let mut s = server_with(Config::default().max_message_size(10));
     let mut wire = masked(0x02, &[0; 6]);
     wire.extend(masked(0x80, &[0; 6]));
     s.receive(&wire);
@@ -337,7 +341,7 @@ fn rfc6455_10_4_endless_empty_continuations_fail_with_1009_at_the_frame_limit() 
 #[test]
 fn autobahn_9_3_1_four_mib_in_64_byte_fragments_is_accepted() {
     let size = 4 << 20;
-    let mut s = Connection::new(Role::Server, Config::default().max_message_size(size));
+    let mut s = server_with(Config::default().max_message_size(size));
     let chunk = [b'*'; 64];
     let mut wire = masked(0x01, &chunk);
     wire.extend(masked(0x00, &chunk).repeat(size / 64 - 2));
@@ -504,7 +508,7 @@ fn release_buffers_frees_idle_memory() {
 
 #[test]
 fn a_header_alone_does_not_reserve_its_payload() {
-    let mut s = Connection::new(Role::Server, Config::default().max_message_size(8 << 20));
+    let mut s = server_with(Config::default().max_message_size(8 << 20));
     let mut header = vec![0x82, 0xff];
     header.extend((4u64 << 20).to_be_bytes());
     header.extend([1, 2, 3, 4]);
@@ -516,3 +520,5 @@ fn a_header_alone_does_not_reserve_its_payload() {
         s.read_buffer().capacity()
     );
 }
+
+mod timers;

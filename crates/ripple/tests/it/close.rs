@@ -1,10 +1,14 @@
 //! The closing handshake (RFC 6455 §7) as each side sees it.
 
-use ripple::{Acceptor, CloseCode, CloseFrame, Error, WebSocket};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use std::time::Duration;
 
-use crate::support::{client_frame, raw_upgrade, read_close_code, start};
+use ripple::{Acceptor, ClientBuilder, CloseCode, CloseFrame, Config, Error, WebSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::support::{client_frame, raw_accept, raw_upgrade, read_close_code, start};
 
 /// A server whose handler reports how `recv` ended and the peer's close frame.
 async fn reporting_server() -> (
@@ -105,4 +109,57 @@ async fn invalid_utf8_closes_with_1007() {
         .await
         .unwrap();
     assert_eq!(read_close_code(&mut tcp).await, 1007);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc6455_7_1_2_close_without_a_reply_gives_up_at_the_close_timeout() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = Config::default().close_timeout(Duration::from_secs(3));
+    let server = start(Acceptor::new().config(config), move |mut ws: WebSocket| {
+        let tx = tx.clone();
+        async move {
+            let started = Instant::now();
+            let result = ws.close(CloseCode::NORMAL, "").await;
+            let _ = tx.send((format!("{result:?}"), started.elapsed()));
+        }
+    })
+    .await;
+    let mut tcp = raw_upgrade(server.addr).await;
+    assert_eq!(read_close_code(&mut tcp).await, 1000);
+    // The client never answers the close frame.
+    let (outcome, took) = rx.recv().await.unwrap();
+    assert_eq!(outcome, r#"Err(Timeout("closing handshake"))"#);
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let mut rest = Vec::new();
+    tcp.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"", "then the server drops the connection");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc6455_7_1_1_client_stops_waiting_for_the_tcp_close_at_the_close_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut tcp = raw_accept(&listener).await;
+        tcp.write_all(&[0x88, 0x02, 0x03, 0xe8]).await.unwrap();
+        let mut echo = [0u8; 8];
+        tcp.read_exact(&mut echo).await.unwrap();
+        assert_eq!(echo[..2], [0x88, 0x82], "the client's masked echo");
+        // And then the server does not close TCP, as RFC 6455 §7.1.1 says it should.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(tcp);
+    });
+    let config = Config::default().close_timeout(Duration::from_secs(3));
+    let mut ws = ClientBuilder::new(format!("ws://{addr}/"))
+        .config(config)
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(ws.recv().await.unwrap(), None, "a clean close");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    server.abort();
 }

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use ripple::{Acceptor, ClientBuilder, Config, Error, proto};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ripple::{Acceptor, ClientBuilder, Config, Error};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
-use crate::support::{echo, raw_upgrade, read_close_code, read_frame, start};
+use crate::support::{echo, raw_accept, raw_upgrade, read_close_code, read_frame, start};
 
 fn keepalive(secs: u64) -> Config {
     Config::default().keepalive(
@@ -46,21 +46,7 @@ async fn client_gives_up_on_a_silent_server() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let silent = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = vec![0u8; 4096];
-        let n = tcp.read(&mut head).await.unwrap();
-        let request = String::from_utf8_lossy(&head[..n]).into_owned();
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let accept = proto::handshake::accept_key(key.as_bytes());
-        let reply = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        );
-        tcp.write_all(reply.as_bytes()).await.unwrap();
+        let tcp = raw_accept(&listener).await;
         tokio::time::sleep(Duration::from_secs(3600)).await;
         drop(tcp);
     });

@@ -3,9 +3,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use ripple::{Acceptor, Server, WebSocket};
+use ripple::{Acceptor, Server, WebSocket, proto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// A server on 127.0.0.1:0; dropping `stop` shuts it down gracefully.
@@ -103,6 +103,27 @@ pub(crate) async fn raw_upgrade_with(addr: SocketAddr, extra: &str) -> TcpStream
         "{}",
         String::from_utf8_lossy(&head)
     );
+    tcp
+}
+
+/// Accepts one connection and answers its handshake by hand (no extensions), for servers that
+/// misbehave afterwards.
+pub(crate) async fn raw_accept(listener: &TcpListener) -> TcpStream {
+    let (mut tcp, _) = listener.accept().await.unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = tcp.read(&mut head).await.unwrap();
+    let request = String::from_utf8_lossy(&head[..n]).into_owned();
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let accept = proto::handshake::accept_key(key.as_bytes());
+    let reply = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    tcp.write_all(reply.as_bytes()).await.unwrap();
     tcp
 }
 

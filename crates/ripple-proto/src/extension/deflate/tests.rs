@@ -1,5 +1,7 @@
 //! permessage-deflate in memory: RFC 7692's examples, negotiation rules, limits.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::*;
@@ -22,8 +24,14 @@ fn pair() -> (Connection, Connection) {
         Role::Client,
         Config::default().mask_seed(1),
         Box::new(client_ext),
+        Instant::now(),
     );
-    let server = Connection::with_extension(Role::Server, Config::default(), Box::new(server_ext));
+    let server = Connection::with_extension(
+        Role::Server,
+        Config::default(),
+        Box::new(server_ext),
+        Instant::now(),
+    );
     (client, server)
 }
 
@@ -39,6 +47,7 @@ fn server_with(agreed: Agreed, max: usize) -> Connection {
         Role::Client,
         Config::default().max_message_size(max),
         Box::new(ext),
+        Instant::now(),
     )
 }
 
@@ -151,7 +160,7 @@ fn prepared_message_is_shared_when_the_extension_allows() {
     assert_eq!(wire, deflated.to_vec());
     client.receive(&wire);
     assert_eq!(client.poll_event(), Some(Event::Message(message.clone())));
-    let mut plain = Connection::new(Role::Server, Config::default());
+    let mut plain = Connection::new(Role::Server, Config::default(), Instant::now());
     plain.send_prepared(&prepared).unwrap();
     assert_eq!(
         Bytes::from(drain(&mut plain)),
